@@ -1,0 +1,63 @@
+using System.IO.Pipelines;
+
+namespace QcowActors.Actors.Service;
+
+/// <summary>
+/// What the HTTP layer may do with the store. Every call names the image; the implementation routes
+/// through the store actor (a shard region later). Errors are <see cref="ImageException"/>.
+/// </summary>
+public interface IImageService
+{
+    Task<ImageInfo> CreateAsync(string name, long virtualSize, int? clusterSize, int? refcountBits, CancellationToken ct);
+    /// <summary>Lists the store without opening images (reads each file's header only).</summary>
+    Task<IReadOnlyList<ImageInfo>> ListAsync(CancellationToken ct);
+    Task<ImageInfo> GetInfoAsync(string name, CancellationToken ct);
+    Task DeleteAsync(string name, CancellationToken ct);
+
+    /// <summary>
+    /// Maps [offset, offset+length) completely (the caller checked the range against the size)
+    /// and returns a plan that holds a read lease until disposed. Mapping errors (422 features,
+    /// unknown image) surface here, before any response header is sent.
+    /// </summary>
+    Task<DiskReadPlan> PlanReadAsync(string name, long offset, long length, CancellationToken ct);
+
+    /// <summary>Writes data at offset. Returns when the bytes are in the file and mapped (not yet durable).</summary>
+    Task WriteAsync(string name, long offset, ReadOnlyMemory<byte> data, CancellationToken ct);
+
+    /// <summary>Makes [offset, offset+length) read as zeros: whole clusters become zero clusters or are released.</summary>
+    Task ZeroAsync(string name, long offset, long length, CancellationToken ct);
+
+    /// <summary>Makes every write acknowledged before this call durable (ordered metadata writes and fsyncs).</summary>
+    Task FlushAsync(string name, CancellationToken ct);
+
+    /// <summary>Extents covering the whole disk, adjacent equal ones merged.</summary>
+    Task<IReadOnlyList<DiskExtent>> GetExtentsAsync(string name, CancellationToken ct);
+}
+
+/// <summary>A range of the virtual disk: zero = reads as zeros, hole = no data stored in this image for it.</summary>
+public sealed record DiskExtent(long Start, long Length, bool Zero, bool Hole);
+
+/// <summary>Image information as served by GET /images/{name}.</summary>
+public sealed record ImageInfo(
+    string Name,
+    string Format,
+    int Version,
+    long VirtualSize,
+    long ActualSize,
+    int ClusterSize,
+    int RefcountBits,
+    string? Backing,
+    bool Dirty);
+
+/// <summary>
+/// A fully mapped read. Copy it into a PipeWriter (RandomAccess reads straight into the writer's
+/// memory); dispose to release the lease that keeps its host clusters from being reused.
+/// </summary>
+public abstract class DiskReadPlan : IAsyncDisposable
+{
+    public abstract long Offset { get; }
+    public abstract long Length { get; }
+    /// <summary>Streams exactly Length bytes; throws on I/O failure (the caller aborts the connection).</summary>
+    public abstract Task CopyToAsync(PipeWriter destination, CancellationToken ct);
+    public abstract ValueTask DisposeAsync();
+}

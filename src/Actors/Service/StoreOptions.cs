@@ -1,0 +1,13 @@
+namespace QcowActors.Actors.Service;
+
+/// <summary>Configuration section "Storage".</summary>
+public sealed class StoreOptions
+{
+    public const string Section = "Storage";
+    /// <summary>Directory holding {name}.qcow2 files. Default ./data.</summary>
+    public string Directory { get; set; } = "data";
+    /// <summary>Close an image after this long without requests.</summary>
+    public TimeSpan PassivateAfter { get; set; } = TimeSpan.FromMinutes(2);
+    /// <summary>Largest write handed to the engine at once (bytes of a PUT body buffered per request).</summary>
+    public int MaxWriteChunk { get; set; } = 8 * 1024 * 1024;
+}

@@ -1,0 +1,1 @@
+namespace QcowActors.Testing; public static class Placeholder { }
