@@ -8,6 +8,8 @@ public sealed class StoreOptions
     public string Directory { get; set; } = "data";
     /// <summary>Close an image after this long without requests.</summary>
     public TimeSpan PassivateAfter { get; set; } = TimeSpan.FromMinutes(2);
+    /// <summary>How long a request waits for an image actor's answer.</summary>
+    public TimeSpan AskTimeout { get; set; } = TimeSpan.FromSeconds(120);
     /// <summary>Largest write handed to the engine at once (bytes of a PUT body buffered per request).</summary>
     public int MaxWriteChunk { get; set; } = 8 * 1024 * 1024;
 }

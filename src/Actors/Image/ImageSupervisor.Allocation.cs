@@ -1,0 +1,103 @@
+using Akka.Actor;
+using QcowActors.Actors.Service;
+using QcowActors.Format;
+
+namespace QcowActors.Actors.Image;
+
+/// <summary>Allocation: clusters are taken and counted here; refcount blocks and the table grow here.</summary>
+internal sealed partial class ImageSupervisor
+{
+    private const ulong RefcountTableOffsetMask = ~511UL;
+    private ulong[] _refTable = [];
+    private bool _refTableDirty;
+    private bool _headerDirty;
+    private readonly Dictionary<long, RefcountBlockState> _rcStates = [];
+    private readonly Dictionary<long, IActorRef> _rcActors = [];
+    private ClusterAllocator _allocator = null!;
+    /// <summary>Host clusters whose pointing entry was replaced in memory; decremented by the next flush, after that entry is durable.</summary>
+    private readonly List<long> _pendingDecrements = [];
+
+    private void AllocateForPlan(AllocateForPlan a)
+    {
+        try
+        {
+            var clusters = AllocateCounted(a.Count);
+            Sender.Tell(new ClustersAllocated(a.PlanId, clusters.Select(c => c << _layout.ClusterBits).ToArray()));
+        }
+        catch (ImageException e)
+        {
+            Sender.Tell(new AllocationFailed(a.PlanId, e));
+        }
+    }
+
+    /// <summary>Takes n clusters and counts them (creating refcount blocks, growing the table, as needed).</summary>
+    private long[] AllocateCounted(int n)
+    {
+        var clusters = _allocator.Take(n);
+        CountNew(clusters);
+        return clusters;
+    }
+
+    /// <summary>
+    /// Sends increments for newly taken clusters. A missing refcount block is created first (it
+    /// counts itself, possibly in another block); a table too small moves to the end of the file.
+    /// The increments reach the block actors before any flush collects them, so a block is always
+    /// written before the L2/L1 entries that rely on it.
+    /// </summary>
+    private void CountNew(IEnumerable<long> clusters)
+    {
+        var pending = new Queue<long>(clusters);
+        var byBlock = new Dictionary<long, List<long>>();
+        while (pending.TryDequeue(out long c))
+        {
+            long t = _layout.RefcountTableIndex(c);
+            if (t >= _refTable.Length) GrowRefcountTable(t, pending);
+            if ((_refTable[t] & RefcountTableOffsetMask) == 0)
+            {
+                long b = _allocator.Take(1)[0];
+                long offset = b << _layout.ClusterBits;
+                _rcStates[t] = new RefcountBlockState(t, offset, new byte[_layout.ClusterSize], dirty: true);
+                _refTable[t] = (ulong)offset;
+                _refTableDirty = true;
+                pending.Enqueue(b);
+            }
+            if (!byBlock.TryGetValue(t, out var list)) byBlock[t] = list = [];
+            list.Add(c);
+        }
+        foreach (var (t, list) in byBlock) RefcountActor(t).Tell(new IncrementRefcounts([.. list]));
+    }
+
+    private void GrowRefcountTable(long neededIndex, Queue<long> pending)
+    {
+        int cs = _layout.ClusterSize;
+        long oldClusters = _header.RefcountTableClusters;
+        long needClusters = ((neededIndex + 1) * 8 + cs - 1) / cs;
+        long newClusters = Math.Max(needClusters, oldClusters * 2);
+        if (newClusters * cs > QcowLimits.MaxRefcountTableBytes)
+        {
+            newClusters = needClusters;
+            if (newClusters * cs > QcowLimits.MaxRefcountTableBytes)
+                throw new ImageException(ImageError.DiskFull,
+                    $"image '{_name}' cannot grow: its refcount table would pass QEMU's 8 MiB limit");
+        }
+        long first = _allocator.TakeContiguousAtEnd((int)newClusters);
+        var table = new ulong[newClusters * cs / 8];
+        Array.Copy(_refTable, table, _refTable.Length);
+        long oldFirst = _header.RefcountTableOffset >> _layout.ClusterBits;
+        for (long k = 0; k < oldClusters; k++) _pendingDecrements.Add(oldFirst + k);
+        _refTable = table;
+        _header.RefcountTableOffset = first << _layout.ClusterBits;
+        _header.RefcountTableClusters = (uint)newClusters;
+        _headerDirty = true;
+        _refTableDirty = true;
+        for (long k = 0; k < newClusters; k++) pending.Enqueue(first + k);
+    }
+
+    private IActorRef RefcountActor(long t)
+    {
+        if (_rcActors.TryGetValue(t, out var actor)) return actor;
+        actor = Context.ActorOf(RefcountBlockActor.Props(_rcStates[t], _layout), $"rc-{t}");
+        _rcActors[t] = actor;
+        return actor;
+    }
+}

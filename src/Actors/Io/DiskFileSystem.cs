@@ -1,0 +1,49 @@
+using System.Runtime.InteropServices;
+
+namespace QcowActors.Actors.Io;
+
+/// <summary>The real file system: RandomAccess files, fsync of files and directories.</summary>
+public sealed class DiskFileSystem : IImageFileSystem
+{
+    public IImageFile Open(string path, bool writable) => new RandomAccessImageFile(path, writable);
+
+    public async Task CreateAtomicAsync(string finalPath, IReadOnlyList<(long Offset, byte[] Bytes)> writes, long length, CancellationToken ct)
+    {
+        string dir = Path.GetDirectoryName(Path.GetFullPath(finalPath))!;
+        // A dot name that does not end in .qcow2: never listed, even if a crash leaves it behind.
+        string temp = Path.Combine(dir, $".{Path.GetFileName(finalPath)}.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            using (var handle = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, FileOptions.Asynchronous))
+            {
+                foreach (var (offset, bytes) in writes)
+                    await RandomAccess.WriteAsync(handle, bytes, offset, ct).ConfigureAwait(false);
+                RandomAccess.SetLength(handle, length);
+                RandomAccess.FlushToDisk(handle);
+            }
+            // On Unix File.Move without overwrite links then unlinks: it fails instead of replacing an existing image.
+            File.Move(temp, finalPath, overwrite: false);
+            SyncDirectory(dir);
+        }
+        finally
+        {
+            if (File.Exists(temp)) File.Delete(temp);
+        }
+    }
+
+    public void SyncDirectory(string directory)
+    {
+        if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS()) return;
+        int fd = Native.open(directory, 0 /* O_RDONLY */);
+        if (fd < 0) return;
+        try { Native.fsync(fd); }
+        finally { Native.close(fd); }
+    }
+
+    private static partial class Native
+    {
+        [DllImport("libc", SetLastError = true)] public static extern int open([MarshalAs(UnmanagedType.LPStr)] string path, int flags);
+        [DllImport("libc", SetLastError = true)] public static extern int fsync(int fd);
+        [DllImport("libc")] public static extern int close(int fd);
+    }
+}

@@ -1,0 +1,27 @@
+namespace QcowActors.Actors.Io;
+
+/// <summary>
+/// The one seam every byte and fsync of an image goes through (positional I/O, no shared file
+/// position). Tests wrap it to hold writes, inject failures, or record writes and fsyncs and
+/// replay the states a power loss could leave.
+/// </summary>
+public interface IImageFile : IAsyncDisposable
+{
+    string Path { get; }
+    long Length { get; }
+    /// <summary>Reads up to buffer.Length bytes at offset; past the end of the file reads as zeros.</summary>
+    ValueTask ReadAsync(Memory<byte> buffer, long offset, CancellationToken ct);
+    ValueTask WriteAsync(ReadOnlyMemory<byte> data, long offset, CancellationToken ct);
+    /// <summary>fsync: every write that completed before this call is durable when it returns.</summary>
+    ValueTask FlushAsync(CancellationToken ct);
+}
+
+/// <summary>Opens image files and makes directory changes durable; replaced in tests.</summary>
+public interface IImageFileSystem
+{
+    IImageFile Open(string path, bool writable);
+    /// <summary>Creates a file with the given content durably and atomically under finalPath (fails if it exists).</summary>
+    Task CreateAtomicAsync(string finalPath, IReadOnlyList<(long Offset, byte[] Bytes)> writes, long length, CancellationToken ct);
+    /// <summary>fsync of a directory, so a rename or unlink in it survives power loss.</summary>
+    void SyncDirectory(string directory);
+}

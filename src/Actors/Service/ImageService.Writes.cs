@@ -1,0 +1,124 @@
+using System.Buffers;
+using Akka.Actor;
+using QcowActors.Actors.Image;
+using QcowActors.Actors.Io;
+
+namespace QcowActors.Actors.Service;
+
+public sealed partial class ImageService
+{
+    /// <summary>Zeros for partial-cluster zeroing (largest cluster size); never written to.</summary>
+    private static readonly ReadOnlyMemory<byte> Zeros = new byte[2 * 1024 * 1024];
+
+    public async Task WriteAsync(string name, long offset, ReadOnlyMemory<byte> data, CancellationToken ct)
+    {
+        var (handle, token) = await EnterAsync(name, ct).ConfigureAwait(false);
+        using (token)
+        {
+            ThrowIfRefused(handle, write: true);
+            CheckRange(handle, offset, data.Length);
+            foreach (var (off, len) in ByTable(handle.Layout, offset, data.Length))
+                await WriteInTableAsync(handle, off, data.Slice((int)(off - offset), (int)len), ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Plan (the L2 actor decides), move the bytes, then publish: data is in the file before any entry points to it.</summary>
+    private async Task WriteInTableAsync(ImageHandle handle, long offset, ReadOnlyMemory<byte> data, CancellationToken ct)
+    {
+        var plan = await AskAsync<WritePlan>(new PrepareWrite(handle.Image, offset, data.Length), ct).ConfigureAwait(false);
+        try
+        {
+            await ExecuteAsync(handle.File, handle.Layout.ClusterSize, plan, offset, data, ct).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            if (!plan.InPlaceOnly) _store.Tell(new AbortWrite(handle.Image, plan.L1Index, plan.PlanId));
+            if (e is OperationCanceledException) throw;
+            throw IoErrors.Map(e, handle.Image);
+        }
+        if (!plan.InPlaceOnly)
+            await AskAsync<WriteCommitted>(new CommitWrite(handle.Image, plan.L1Index, plan.PlanId), CancellationToken.None).ConfigureAwait(false);
+    }
+
+    private static async Task ExecuteAsync(IImageFile file, int clusterSize, WritePlan plan, long baseOffset, ReadOnlyMemory<byte> data, CancellationToken ct)
+    {
+        var clusters = plan.Clusters;
+        var writes = new List<Task>();
+        int i = 0;
+        while (i < clusters.Length)
+        {
+            var c = clusters[i];
+            if (c.Fill != ClusterFill.None)
+            {
+                writes.Add(FillClusterAsync(file, clusterSize, c, data.Slice((int)(c.VirtualOffset - baseOffset), c.Length), ct));
+                i++;
+                continue;
+            }
+            // Coalesce clusters that are contiguous in the file (typical for fresh allocations) into one write.
+            long hostStart = c.HostCluster + c.OffsetInCluster;
+            long length = c.Length;
+            int j = i + 1;
+            while (j < clusters.Length && clusters[j].Fill == ClusterFill.None
+                   && clusters[j].HostCluster + clusters[j].OffsetInCluster == hostStart + length)
+            {
+                length += clusters[j].Length;
+                j++;
+            }
+            writes.Add(file.WriteAsync(data.Slice((int)(c.VirtualOffset - baseOffset), (int)length), hostStart, ct).AsTask());
+            i = j;
+        }
+        await Task.WhenAll(writes).ConfigureAwait(false);
+    }
+
+    /// <summary>A new cluster under a partial write: the rest is zeros or the old cluster's bytes.</summary>
+    private static async Task FillClusterAsync(IImageFile file, int clusterSize, ClusterWrite c, ReadOnlyMemory<byte> data, CancellationToken ct)
+    {
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(clusterSize);
+        try
+        {
+            var cluster = buffer.AsMemory(0, clusterSize);
+            if (c.Fill == ClusterFill.CopyFrom) await file.ReadAsync(cluster, c.SourceHost, ct).ConfigureAwait(false);
+            else cluster.Span.Clear();
+            data.Span.CopyTo(cluster.Span[c.OffsetInCluster..]);
+            await file.WriteAsync(cluster, c.HostCluster, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    public async Task ZeroAsync(string name, long offset, long length, CancellationToken ct)
+    {
+        ImageHandle handle;
+        var (h, token) = await EnterAsync(name, ct).ConfigureAwait(false);
+        using (token)
+        {
+            handle = h;
+            ThrowIfRefused(handle, write: true);
+            CheckRange(handle, offset, length);
+            if (length == 0) return;
+            var layout = handle.Layout;
+            long end = offset + length;
+            long wholeStart = layout.RoundUpToCluster(offset);
+            long wholeEnd = layout.ClusterStart(end);
+            if (wholeStart >= wholeEnd)
+            {
+                await ZeroPartialAsync(handle, offset, length, ct).ConfigureAwait(false);
+                return;
+            }
+            if (offset < wholeStart) await ZeroPartialAsync(handle, offset, wholeStart - offset, ct).ConfigureAwait(false);
+            foreach (var (off, len) in ByTable(layout, wholeStart, wholeEnd - wholeStart))
+                await AskAsync<ZeroDone>(new ZeroClusters(name, off, len), ct).ConfigureAwait(false);
+            if (wholeEnd < end) await ZeroPartialAsync(handle, wholeEnd, end - wholeEnd, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Part of one cluster: written with zeros unless it already reads as zeros.</summary>
+    private async Task ZeroPartialAsync(ImageHandle handle, long offset, long length, CancellationToken ct)
+    {
+        var mapping = await AskAsync<RangeMapping>(new MapRange(handle.Image, offset, length), ct).ConfigureAwait(false);
+        if (mapping.Runs.All(r => r.IsZero)) return;
+        await WriteInTableAsync(handle, offset, Zeros[..(int)length], ct).ConfigureAwait(false);
+    }
+}

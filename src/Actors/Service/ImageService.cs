@@ -1,0 +1,184 @@
+using Akka.Actor;
+using Akka.Hosting;
+using QcowActors.Actors.Image;
+using QcowActors.Actors.Store;
+using QcowActors.Format;
+
+namespace QcowActors.Actors.Service;
+
+/// <summary>
+/// The engine as the HTTP layer sees it. Actors decide mappings and allocation; the bytes move
+/// here, between the caller's buffers and the file, with positional I/O and no actor in between.
+/// </summary>
+public sealed partial class ImageService : IImageService
+{
+    private TimeSpan AskTimeout => Options.AskTimeout;
+    /// <summary>L2 tables asked for in parallel when mapping a long range.</summary>
+    private const int MapParallelism = 32;
+    private readonly IActorRef _store;
+
+    public ImageService(IRequiredActor<ImageStoreActor> store, StoreOptions options) : this(store.ActorRef, options) { }
+
+    /// <summary>For tests and hosts that start the store actor themselves.</summary>
+    public ImageService(IActorRef store, StoreOptions options)
+    {
+        _store = store;
+        Options = options;
+    }
+
+    public StoreOptions Options { get; }
+
+    private async Task<T> AskAsync<T>(object message, CancellationToken ct)
+    {
+        try
+        {
+            return await _store.Ask<T>(message, AskTimeout, ct).ConfigureAwait(false);
+        }
+        catch (AskTimeoutException e)
+        {
+            throw new ImageException(ImageError.Unavailable, "the image did not answer in time", null, e);
+        }
+    }
+
+    private static void CheckName(string name)
+    {
+        if (!ImageNames.IsValid(name))
+            throw new ImageException(ImageError.InvalidArgument,
+                $"'{name}' is not a valid image name: use 1 to 128 of A-Z a-z 0-9 . _ - starting with a letter or digit");
+    }
+
+    public Task<ImageInfo> CreateAsync(string name, long virtualSize, int? clusterSize, int? refcountBits, CancellationToken ct)
+    {
+        CheckName(name);
+        var opts = new CreateOptions(virtualSize, clusterSize ?? 65536, refcountBits ?? 16);
+        return AskAsync<ImageInfo>(new CreateImage(name, opts), ct);
+    }
+
+    public Task<IReadOnlyList<ImageInfo>> ListAsync(CancellationToken ct) => AskAsync<IReadOnlyList<ImageInfo>>(new ListImages(), ct);
+
+    public Task<ImageInfo> GetInfoAsync(string name, CancellationToken ct)
+    {
+        CheckName(name);
+        return AskAsync<ImageInfo>(new GetImageInfo(name), ct);
+    }
+
+    public async Task DeleteAsync(string name, CancellationToken ct)
+    {
+        CheckName(name);
+        await AskAsync<ImageDeleted>(new DeleteImage(name), ct).ConfigureAwait(false);
+    }
+
+    public async Task FlushAsync(string name, CancellationToken ct)
+    {
+        CheckName(name);
+        await AskAsync<Flushed>(new FlushImage(name), ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Resolves the image and enters its I/O gate; retries while an incarnation is closing.</summary>
+    private async Task<(ImageHandle Handle, IoEpochGate.Token Token)> EnterAsync(string name, CancellationToken ct)
+    {
+        CheckName(name);
+        for (int attempt = 0; ; attempt++)
+        {
+            var handle = await AskAsync<ImageHandle>(new AttachImage(name), ct).ConfigureAwait(false);
+            var token = handle.Gate.TryEnter();
+            if (token is not null) return (handle, token);
+            if (attempt > 200) throw new ImageException(ImageError.Unavailable, $"image '{name}' is closing; try again");
+            await Task.Delay(Math.Min(5 * (attempt + 1), 50), ct).ConfigureAwait(false);
+        }
+    }
+
+    private static void ThrowIfRefused(ImageHandle h, bool write)
+    {
+        var r = h.DataRefusal ?? (write ? h.WriteRefusal : null);
+        if (r is not null) throw new ImageException(ImageError.Unsupported, $"image '{h.Image}': {r.Detail}", r.Feature);
+    }
+
+    private static void CheckRange(ImageHandle h, long offset, long length)
+    {
+        if (offset < 0 || length < 0 || offset > h.VirtualSize || length > h.VirtualSize - offset)
+            throw new ImageException(ImageError.OutOfRange,
+                $"range {offset}+{length} is outside the disk of {h.VirtualSize} bytes");
+    }
+
+    /// <summary>Splits [offset, offset+length) at L2 table boundaries: one message per table.</summary>
+    private static IEnumerable<(long Offset, long Length)> ByTable(ClusterLayout layout, long offset, long length)
+    {
+        long end = offset + length;
+        while (offset < end)
+        {
+            long tableEnd = layout.L2TableStart(layout.L1Index(offset) + 1);
+            long n = Math.Min(end, tableEnd) - offset;
+            yield return (offset, n);
+            offset += n;
+        }
+    }
+
+    public async Task<DiskReadPlan> PlanReadAsync(string name, long offset, long length, CancellationToken ct)
+    {
+        var (handle, token) = await EnterAsync(name, ct).ConfigureAwait(false);
+        try
+        {
+            ThrowIfRefused(handle, write: false);
+            CheckRange(handle, offset, length);
+            var runs = await MapAsync(handle, offset, length, ct).ConfigureAwait(false);
+            return new MappedReadPlan(handle.File, token, runs, offset, length);
+        }
+        catch
+        {
+            token.Dispose();
+            throw;
+        }
+    }
+
+    private async Task<List<MappedRun>> MapAsync(ImageHandle handle, long offset, long length, CancellationToken ct)
+    {
+        var parts = ByTable(handle.Layout, offset, length).ToArray();
+        var results = new RangeMapping[parts.Length];
+        using var limiter = new SemaphoreSlim(MapParallelism);
+        await Task.WhenAll(parts.Select(async (p, k) =>
+        {
+            await limiter.WaitAsync(ct).ConfigureAwait(false);
+            try { results[k] = await AskAsync<RangeMapping>(new MapRange(handle.Image, p.Offset, p.Length), ct).ConfigureAwait(false); }
+            finally { limiter.Release(); }
+        })).ConfigureAwait(false);
+        var runs = new List<MappedRun>();
+        foreach (var r in results) runs.AddRange(r.Runs);
+        return runs;
+    }
+
+    public async Task<IReadOnlyList<DiskExtent>> GetExtentsAsync(string name, CancellationToken ct)
+    {
+        var (handle, token) = await EnterAsync(name, ct).ConfigureAwait(false);
+        using (token)
+        {
+            ThrowIfRefused(handle, write: false);
+            long tables = handle.Layout.L1EntriesFor(handle.VirtualSize);
+            var results = new ExtentRuns[tables];
+            using var limiter = new SemaphoreSlim(MapParallelism);
+            await Task.WhenAll(Enumerable.Range(0, (int)tables).Select(async i =>
+            {
+                await limiter.WaitAsync(ct).ConfigureAwait(false);
+                try { results[i] = await AskAsync<ExtentRuns>(new GetL2Extents(name, i), ct).ConfigureAwait(false); }
+                finally { limiter.Release(); }
+            })).ConfigureAwait(false);
+            return MergeExtents(results.SelectMany(r => r.Runs), handle.VirtualSize);
+        }
+    }
+
+    private static List<DiskExtent> MergeExtents(IEnumerable<ExtentRun> runs, long size)
+    {
+        var merged = new List<DiskExtent>();
+        foreach (var r in runs)
+        {
+            if (r.Start >= size) break;
+            long len = Math.Min(r.Length, size - r.Start);
+            bool zero = r.Kind == ExtentKind.Zero;
+            if (merged.Count > 0 && merged[^1].Zero == zero)
+                merged[^1] = merged[^1] with { Length = merged[^1].Length + len };
+            else
+                merged.Add(new DiskExtent(r.Start, len, zero, zero));
+        }
+        return merged;
+    }
+}

@@ -1,0 +1,211 @@
+using Akka.Actor;
+using QcowActors.Actors.Image;
+using QcowActors.Actors.Io;
+using QcowActors.Actors.Service;
+using QcowActors.Format;
+
+namespace QcowActors.Actors.Store;
+
+/// <summary>
+/// The store: one supervisor per open image, started on the first message naming it, closed when
+/// idle. While an image closes, messages for it wait here and go to its next incarnation. Every
+/// message names its image, so this actor can be replaced by a shard region without redesign.
+/// </summary>
+public sealed class ImageStoreActor : ReceiveActor
+{
+    private readonly string _directory;
+    private readonly IImageFileSystem _fs;
+    private readonly TimeSpan _passivateAfter;
+    private readonly Dictionary<string, IActorRef> _open = [];
+    private readonly Dictionary<IActorRef, string> _names = [];
+    /// <summary>Images being closed, with the messages that arrived meanwhile.</summary>
+    private readonly Dictionary<string, List<(object Message, IActorRef Sender)>> _closing = [];
+    private readonly Dictionary<string, IActorRef> _deleteRequests = [];
+    private readonly HashSet<string> _creating = [];
+    private IActorRef? _stopAllRequester;
+
+    private sealed record Created(string Image, IActorRef ReplyTo, object Result);
+    private sealed record Deleted(string Image, IActorRef ReplyTo, Exception? Error);
+
+    public ImageStoreActor(string directory, IImageFileSystem fs, TimeSpan passivateAfter)
+    {
+        _directory = directory;
+        _fs = fs;
+        _passivateAfter = passivateAfter;
+        Directory.CreateDirectory(directory);
+
+        Receive<CreateImage>(Create);
+        Receive<Created>(c =>
+        {
+            _creating.Remove(c.Image);
+            c.ReplyTo.Tell(c.Result);
+        });
+        Receive<ListImages>(_ => StoreListing.ListAsync(_directory).PipeTo(Sender));
+        Receive<DeleteImage>(Delete);
+        Receive<Deleted>(d =>
+        {
+            d.ReplyTo.Tell(d.Error is null ? new ImageDeleted(d.Image) : new Status.Failure(d.Error));
+            Replay(d.Image);
+        });
+        Receive<Passivate>(p => BeginClose(p.Image));
+        Receive<ImageClosed>(_ => { });
+        Receive<Terminated>(t => OnTerminated(t.ActorRef));
+        Receive<StopAllImages>(_ =>
+        {
+            _stopAllRequester = Sender;
+            foreach (var name in _open.Keys.ToList()) BeginClose(name);
+            ReplyIfStopped();
+        });
+        Receive<IImageMessage>(Route);
+    }
+
+    public static Props Props(string directory, IImageFileSystem fs, TimeSpan passivateAfter)
+        => Akka.Actor.Props.Create(() => new ImageStoreActor(directory, fs, passivateAfter));
+
+    private string PathOf(string name) => ImageNames.PathFor(_directory, name);
+
+    private void Route(IImageMessage message)
+    {
+        string name = message.Image;
+        if (!ImageNames.IsValid(name))
+        {
+            Sender.Tell(new Status.Failure(new ImageException(ImageError.InvalidArgument, $"'{name}' is not a valid image name")));
+            return;
+        }
+        if (_closing.TryGetValue(name, out var waiting))
+        {
+            waiting.Add((message, Sender));
+            return;
+        }
+        if (!_open.TryGetValue(name, out var image))
+        {
+            if (!File.Exists(PathOf(name)))
+            {
+                Sender.Tell(new Status.Failure(new ImageException(ImageError.NotFound, $"image '{name}' does not exist")));
+                return;
+            }
+            image = Context.ActorOf(ImageSupervisor.Props(name, PathOf(name), _fs, _passivateAfter), Uri.EscapeDataString(name));
+            Context.Watch(image);
+            _open[name] = image;
+            _names[image] = name;
+        }
+        image.Forward(message);
+    }
+
+    private void BeginClose(string name)
+    {
+        if (!_open.TryGetValue(name, out var image) || _closing.ContainsKey(name)) return;
+        _closing[name] = [];
+        image.Tell(new CloseImage(name));
+    }
+
+    private void OnTerminated(IActorRef image)
+    {
+        if (!_names.Remove(image, out var name)) return;
+        _open.Remove(name);
+        if (_deleteRequests.Remove(name, out var requester))
+        {
+            DeleteFile(name, requester);
+        }
+        else
+        {
+            Replay(name);
+        }
+        ReplyIfStopped();
+    }
+
+    private void Replay(string name)
+    {
+        if (!_closing.Remove(name, out var waiting)) return;
+        foreach (var (message, sender) in waiting) Self.Tell(message, sender);
+    }
+
+    private void ReplyIfStopped()
+    {
+        if (_stopAllRequester is not null && _open.Count == 0)
+        {
+            _stopAllRequester.Tell(new StoreStopped());
+            _stopAllRequester = null;
+        }
+    }
+
+    private void Create(CreateImage c)
+    {
+        string name = c.Image;
+        if (!ImageNames.IsValid(name))
+        {
+            Sender.Tell(new Status.Failure(new ImageException(ImageError.InvalidArgument,
+                $"'{name}' is not a valid image name: use 1 to 128 of A-Z a-z 0-9 . _ - starting with a letter or digit")));
+            return;
+        }
+        if (_creating.Contains(name) || _open.ContainsKey(name) || File.Exists(PathOf(name)))
+        {
+            Sender.Tell(new Status.Failure(new ImageException(ImageError.AlreadyExists, $"image '{name}' already exists")));
+            return;
+        }
+        ImagePlan plan;
+        try { plan = ImageCreator.Plan(c.Options); }
+        catch (QcowFormatException e)
+        {
+            var kind = e.Problem == QcowProblem.LimitExceeded ? ImageError.LimitExceeded : ImageError.InvalidArgument;
+            Sender.Tell(new Status.Failure(new ImageException(kind, e.Message)));
+            return;
+        }
+        _creating.Add(name);
+        var replyTo = Sender;
+        string path = PathOf(name);
+        var header = plan.Header;
+        _fs.CreateAtomicAsync(path, plan.Writes, plan.FileLength, CancellationToken.None).ContinueWith(t =>
+        {
+            object result = t.IsCompletedSuccessfully
+                ? new ImageInfo(name, "qcow2", (int)header.Version, header.Size, plan.FileLength, header.ClusterSize, header.RefcountBits, null, false)
+                : new Status.Failure(t.Exception!.InnerException is IOException io && File.Exists(path) && !IoErrors.IsDiskFull(io)
+                    ? new ImageException(ImageError.AlreadyExists, $"image '{name}' already exists")
+                    : IoErrors.Map(t.Exception!.InnerException!, name));
+            return new Created(name, replyTo, result);
+        }, TaskScheduler.Default).PipeTo(Self);
+    }
+
+    private void Delete(DeleteImage d)
+    {
+        string name = d.Image;
+        if (!ImageNames.IsValid(name))
+        {
+            Sender.Tell(new Status.Failure(new ImageException(ImageError.InvalidArgument, $"'{name}' is not a valid image name")));
+            return;
+        }
+        if (_closing.TryGetValue(name, out var waiting) && !_deleteRequests.ContainsKey(name))
+        {
+            waiting.Add((d, Sender));
+            return;
+        }
+        if (_open.ContainsKey(name))
+        {
+            if (_deleteRequests.ContainsKey(name))
+            {
+                Sender.Tell(new Status.Failure(new ImageException(ImageError.Conflict, $"image '{name}' is being deleted")));
+                return;
+            }
+            _deleteRequests[name] = Sender;
+            BeginClose(name);
+            return;
+        }
+        _closing[name] = []; // hold requests for the name until the file is gone
+        DeleteFile(name, Sender);
+    }
+
+    private void DeleteFile(string name, IActorRef replyTo)
+    {
+        _closing.TryAdd(name, []);
+        string path = PathOf(name);
+        Task.Run(() =>
+        {
+            if (!File.Exists(path)) return new Deleted(name, replyTo, new ImageException(ImageError.NotFound, $"image '{name}' does not exist"));
+            File.Delete(path);
+            string marker = ImageSupervisor.MarkerPathFor(path);
+            if (File.Exists(marker)) File.Delete(marker);
+            _fs.SyncDirectory(_directory);
+            return new Deleted(name, replyTo, null);
+        }).PipeTo(Self, failure: e => new Deleted(name, replyTo, IoErrors.Map(e, name)));
+    }
+}

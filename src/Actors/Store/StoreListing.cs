@@ -1,0 +1,50 @@
+using QcowActors.Actors.Service;
+using QcowActors.Format;
+
+namespace QcowActors.Actors.Store;
+
+/// <summary>Lists the store from file headers alone: no image is opened (no actor, no repair).</summary>
+internal static class StoreListing
+{
+    private const int ProbeBytes = 4096;
+
+    public static async Task<IReadOnlyList<ImageInfo>> ListAsync(string directory)
+    {
+        var result = new List<ImageInfo>();
+        foreach (string path in Directory.EnumerateFiles(directory, "*" + ImageNames.Extension).Order(StringComparer.Ordinal))
+        {
+            string? name = ImageNames.FromFileName(Path.GetFileName(path));
+            if (name is null) continue;
+            var info = await TryReadAsync(path, name).ConfigureAwait(false);
+            if (info is not null) result.Add(info);
+        }
+        return result;
+    }
+
+    public static async Task<ImageInfo?> TryReadAsync(string path, string name)
+    {
+        try
+        {
+            using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, FileOptions.Asynchronous);
+            long length = RandomAccess.GetLength(handle);
+            var probe = new byte[(int)Math.Min(length, ProbeBytes)];
+            await RandomAccess.ReadAsync(handle, probe, 0).ConfigureAwait(false);
+            if (probe.Length >= 24)
+            {
+                int clusterBits = (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(probe.AsSpan(20));
+                if (clusterBits is >= QcowLimits.MinClusterBits and <= QcowLimits.MaxClusterBits && (1 << clusterBits) > probe.Length && length > probe.Length)
+                {
+                    probe = new byte[(int)Math.Min(length, 1L << clusterBits)];
+                    await RandomAccess.ReadAsync(handle, probe, 0).ConfigureAwait(false);
+                }
+            }
+            var h = QcowHeader.Parse(probe, length);
+            return new ImageInfo(name, "qcow2", (int)h.Version, h.Size, length, h.ClusterSize, h.RefcountBits, h.BackingFile,
+                (h.IncompatibleFeatures & FeatureBits.IncompatibleDirty) != 0);
+        }
+        catch (Exception e) when (e is QcowFormatException or IOException or UnauthorizedAccessException)
+        {
+            return null; // not a readable qcow2 image: GET /images/{name} explains why
+        }
+    }
+}

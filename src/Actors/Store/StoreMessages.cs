@@ -1,0 +1,26 @@
+using QcowActors.Actors.Image;
+using QcowActors.Format;
+
+namespace QcowActors.Actors.Store;
+
+/// <summary>Creates {Name}.qcow2 atomically. Reply: <see cref="Service.ImageInfo"/>.</summary>
+public sealed record CreateImage(string Image, CreateOptions Options) : IImageMessage;
+
+/// <summary>Closes the image if open, then removes its file. Reply: <see cref="ImageDeleted"/>.</summary>
+public sealed record DeleteImage(string Image) : IImageMessage;
+
+public sealed record ImageDeleted(string Image);
+
+/// <summary>Reply: IReadOnlyList&lt;ImageInfo&gt;, read from headers without opening images.</summary>
+public sealed record ListImages;
+
+/// <summary>Image to store: idle, please close me (the store stops routing to it meanwhile).</summary>
+public sealed record Passivate(string Image);
+
+/// <summary>Image to whoever asked it to close: closed cleanly.</summary>
+public sealed record ImageClosed(string Image);
+
+/// <summary>Flushes and closes every open image. Reply: <see cref="StoreStopped"/>.</summary>
+public sealed record StopAllImages;
+
+public sealed record StoreStopped;

@@ -1,0 +1,69 @@
+using System.Diagnostics;
+using System.Buffers;
+using Akka.Actor;
+using Akka.TestKit.Xunit2;
+using QcowActors.Actors.Io;
+using QcowActors.Actors.Service;
+using QcowActors.Actors.Store;
+
+namespace QcowActors.Actors.Tests;
+
+/// <summary>An actor system with a store on a temp directory and the service in front of it.</summary>
+public abstract class EngineTestBase : TestKit, IDisposable
+{
+    protected EngineTestBase(IImageFileSystem? fs = null, TimeSpan? passivateAfter = null) : base("akka.loglevel = DEBUG\nakka.actor.debug.unhandled = on")
+    {
+        StoreDirectory = Path.Combine(Path.GetTempPath(), "qa-actors-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(StoreDirectory);
+        FileSystem = fs ?? new DiskFileSystem();
+        var options = new StoreOptions { Directory = StoreDirectory, PassivateAfter = passivateAfter ?? TimeSpan.FromMinutes(5), AskTimeout = TimeSpan.FromSeconds(10) };
+        Store = Sys.ActorOf(ImageStoreActor.Props(StoreDirectory, FileSystem, options.PassivateAfter), "images");
+        Service = new ImageService(Store, options);
+    }
+
+    protected string StoreDirectory { get; }
+    protected IImageFileSystem FileSystem { get; }
+    protected IActorRef Store { get; }
+    protected ImageService Service { get; }
+
+    protected string ImagePath(string name) => Path.Combine(StoreDirectory, name + ".qcow2");
+
+    protected async Task<byte[]> ReadAsync(string name, long offset, int length)
+    {
+        await using var plan = await Service.PlanReadAsync(name, offset, length, CancellationToken.None);
+        var pipe = new System.IO.Pipelines.Pipe(new System.IO.Pipelines.PipeOptions(pauseWriterThreshold: 0));
+        await plan.CopyToAsync(pipe.Writer, CancellationToken.None);
+        await pipe.Writer.CompleteAsync();
+        var result = await pipe.Reader.ReadAtLeastAsync(length);
+        var bytes = result.Buffer.Slice(0, length).ToArray();
+        pipe.Reader.AdvanceTo(result.Buffer.End);
+        return bytes;
+    }
+
+    /// <summary>Runs qemu-img check and returns (exit code, output).</summary>
+    protected static (int Exit, string Output) QemuCheck(string path)
+    {
+        var psi = new ProcessStartInfo("qemu-img") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { "check", "--output=json", path }) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        string output = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        return (p.ExitCode, output);
+    }
+
+    protected static void Qemu(string tool, params string[] args)
+    {
+        var psi = new ProcessStartInfo(tool) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        string output = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"{tool} {string.Join(' ', args)} failed: {output}");
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        base.Dispose(disposing);
+        try { Directory.Delete(StoreDirectory, recursive: true); } catch (IOException) { }
+    }
+}
