@@ -35,14 +35,16 @@ public sealed class ClusterLayout
     public int OffsetInCluster(long offset) => (int)(offset & (ClusterSize - 1));
     public long ClusterStart(long offset) => offset & ~((long)ClusterSize - 1);
     public long RoundUpToCluster(long bytes) => (bytes + ClusterSize - 1) & ~((long)ClusterSize - 1);
-    public long ClustersFor(long bytes) => (bytes + ClusterSize - 1) >> ClusterBits;
+    /// <summary>Rounds up without the overflow that adding cluster_size - 1 would risk near long.MaxValue.</summary>
+    public long ClustersFor(long bytes) => (bytes >> ClusterBits) + ((bytes & (ClusterSize - 1)) != 0 ? 1 : 0);
 
     public long L1Index(long virtualOffset) => virtualOffset >> (ClusterBits + L2Bits);
     public int L2Index(long virtualOffset) => (int)((virtualOffset >> ClusterBits) & (L2Entries - 1));
     public long L2TableStart(long l1Index) => l1Index << (ClusterBits + L2Bits);
 
-    /// <summary>Number of L1 entries needed to map a disk of this many bytes.</summary>
-    public long L1EntriesFor(long virtualSize) => (virtualSize + L2Coverage - 1) >> (ClusterBits + L2Bits);
+    /// <summary>Number of L1 entries needed to map a disk of this many bytes (no overflow near long.MaxValue).</summary>
+    public long L1EntriesFor(long virtualSize)
+        => (virtualSize >> (ClusterBits + L2Bits)) + ((virtualSize & (L2Coverage - 1)) != 0 ? 1 : 0);
 
     public long RefcountTableIndex(long hostCluster) => hostCluster >> RefcountBlockBits;
     public int RefcountBlockIndex(long hostCluster) => (int)(hostCluster & (RefcountBlockEntries - 1));

@@ -5,7 +5,7 @@ public readonly record struct L1Entry(ulong Raw)
 {
     public const ulong CopiedFlag = 1UL << 63;
     public const ulong OffsetMask = 0x00FF_FFFF_FFFF_FE00UL;
-    /// <summary>Bits that must be zero (1..8 and 56..62); a set one means a corrupt entry.</summary>
+    /// <summary>Bits that must be zero (0..8 and 56..62); a set one means a corrupt entry.</summary>
     public const ulong ReservedMask = ~(CopiedFlag | OffsetMask);
 
     public static L1Entry From(ulong raw) => new(raw);
