@@ -94,8 +94,9 @@ internal static class ImageOpener
     internal static async Task WriteHeaderAsync(IImageFile file, QcowHeader header, CancellationToken ct)
     {
         var cluster = new byte[header.ClusterSize];
-        int used = header.WriteTo(cluster);
-        await file.WriteAsync(cluster.AsMemory(0, used), 0, ct).ConfigureAwait(false);
+        header.WriteTo(cluster);
+        // The whole first cluster: a shorter header must not leave stale extension bytes behind.
+        await file.WriteAsync(cluster, 0, ct).ConfigureAwait(false);
         await file.FlushAsync(ct).ConfigureAwait(false);
     }
 

@@ -49,8 +49,8 @@ internal sealed partial class ImageSupervisor
             if (_headerDirty)
             {
                 var cluster = new byte[_layout.ClusterSize];
-                int used = _header.WriteTo(cluster);
-                run.Header = cluster[..used];
+                _header.WriteTo(cluster);
+                run.Header = cluster; // whole cluster: no stale extension bytes after a shorter header
                 _headerDirty = false;
             }
             if (_refTableDirty)
