@@ -5,7 +5,7 @@ namespace QcowActors.Actors.Image;
 
 /// <summary>
 /// Writes a flush's snapshots in dependency order with an fsync at each edge that has something
-/// to write: data → refcount blocks and table → header (when the table moved) → L2 tables → L1.
+/// to write: data → refcount blocks → refcount table → header (when the table moved) → L2 tables → L1.
 /// Phase 2 writes the blocks that took decrements, after the entries that dropped them are durable.
 /// </summary>
 internal static class FlushWriter
@@ -25,13 +25,13 @@ internal static class FlushWriter
         }
         await file.FlushAsync(ct).ConfigureAwait(false); // data before anything that points to it
 
-        bool any = await WriteBlocksAsync(file, run, ct).ConfigureAwait(false);
+        if (await WriteBlocksAsync(file, run, ct).ConfigureAwait(false)) await file.FlushAsync(ct).ConfigureAwait(false);
         if (run.RefcountTable is not null)
         {
+            // A table entry must never point to a block that is not on disk yet.
             await file.WriteAsync(run.RefcountTable, run.RefcountTableOffset, ct).ConfigureAwait(false);
-            any = true;
+            await file.FlushAsync(ct).ConfigureAwait(false);
         }
-        if (any) await file.FlushAsync(ct).ConfigureAwait(false);
 
         if (run.Header is not null)
         {
