@@ -90,3 +90,26 @@ public sealed class RecordingFileSystem : IImageFileSystem
         public ValueTask DisposeAsync() => inner.DisposeAsync();
     }
 }
+
+/// <summary>A file system whose image writes fail with ENOSPC while armed.</summary>
+public sealed class FullDiskFileSystem : IImageFileSystem
+{
+    private readonly DiskFileSystem _inner = new();
+    public volatile bool Full;
+
+    public IImageFile Open(string path, bool writable) => new FullFile(_inner.Open(path, writable), this);
+    public Task CreateAtomicAsync(string finalPath, IReadOnlyList<(long Offset, byte[] Bytes)> writes, long length, CancellationToken ct)
+        => _inner.CreateAtomicAsync(finalPath, writes, length, ct);
+    public void SyncDirectory(string directory) => _inner.SyncDirectory(directory);
+
+    private sealed class FullFile(IImageFile inner, FullDiskFileSystem fs) : IImageFile
+    {
+        public string Path => inner.Path;
+        public long Length => inner.Length;
+        public ValueTask ReadAsync(Memory<byte> buffer, long offset, CancellationToken ct) => inner.ReadAsync(buffer, offset, ct);
+        public ValueTask WriteAsync(ReadOnlyMemory<byte> data, long offset, CancellationToken ct)
+            => fs.Full ? ValueTask.FromException(new IOException("No space left on device", 28)) : inner.WriteAsync(data, offset, ct);
+        public ValueTask FlushAsync(CancellationToken ct) => inner.FlushAsync(ct);
+        public ValueTask DisposeAsync() => inner.DisposeAsync();
+    }
+}

@@ -1,0 +1,117 @@
+using QcowActors.Actors.Service;
+using Xunit;
+
+namespace QcowActors.Actors.Tests;
+
+public sealed class DiskFullTests() : EngineTestBase(new FullDiskFileSystem())
+{
+    [Fact]
+    public async Task A_write_on_a_full_disk_fails_as_disk_full_and_leaves_the_image_consistent()
+    {
+        var fs = (FullDiskFileSystem)FileSystem;
+        await Service.CreateAsync("full", 1L << 30, null, null, default);
+        var data = Enumerable.Repeat((byte)0x5a, 100_000).ToArray();
+        await Service.WriteAsync("full", 0, data, default);
+        await Service.FlushAsync("full", default);
+
+        fs.Full = true;
+        var e = await Assert.ThrowsAsync<ImageException>(() => Service.WriteAsync("full", 50_000_000, new byte[300_000], default));
+        Assert.Equal(ImageError.DiskFull, e.Error);
+        fs.Full = false;
+
+        await Service.FlushAsync("full", default);
+        var (exit, output) = QemuCheck(ImagePath("full"));
+        Assert.True(exit == 0, output);
+        Assert.Equal(data, await ReadAsync("full", 0, data.Length));
+        Assert.All(await ReadAsync("full", 50_000_000, 1000), b => Assert.Equal(0, b));
+    }
+}
+
+/// <summary>Images using features not built yet: a clear 422 naming the feature; what can be served still is.</summary>
+public sealed class RefusalTests : EngineTestBase
+{
+    [Fact]
+    public async Task Writes_to_an_image_with_bitmaps_are_refused_naming_bitmaps_and_reads_work()
+    {
+        string path = ImagePath("bm");
+        Qemu("qemu-img", "create", "-f", "qcow2", path, "64M");
+        Qemu("qemu-io", "-f", "qcow2", "-c", "write -P 0x42 0 64k", path);
+        Qemu("qemu-img", "bitmap", "--add", path, "b0");
+        var e = await Assert.ThrowsAsync<ImageException>(() => Service.WriteAsync("bm", 0, new byte[10], default));
+        Assert.Equal(ImageError.Unsupported, e.Error);
+        Assert.Equal("bitmaps", e.Feature);
+        Assert.All(await ReadAsync("bm", 0, 65536), b => Assert.Equal(0x42, b));
+    }
+
+    [Fact]
+    public async Task Data_of_an_image_with_a_backing_file_is_refused_naming_the_backing_file_and_info_works()
+    {
+        Qemu("qemu-img", "create", "-f", "qcow2", ImagePath("base"), "64M");
+        Qemu("qemu-img", "create", "-f", "qcow2", "-b", ImagePath("base"), "-F", "qcow2", ImagePath("overlay"));
+        var info = await Service.GetInfoAsync("overlay", default);
+        Assert.Equal(ImagePath("base"), info.Backing);
+        var e = await Assert.ThrowsAsync<ImageException>(() => Service.PlanReadAsync("overlay", 0, 512, default));
+        Assert.Equal("backing file", e.Feature);
+    }
+
+    [Fact]
+    public async Task Reading_a_compressed_cluster_is_refused_naming_compressed_clusters()
+    {
+        string raw = Path.Combine(StoreDirectory, "src.raw");
+        Qemu("qemu-img", "create", "-f", "raw", raw, "1M");
+        Qemu("qemu-io", "-f", "raw", "-c", "write -P 0x33 0 256k", raw);
+        Qemu("qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2", raw, ImagePath("comp"));
+        var e = await Assert.ThrowsAsync<ImageException>(() => Service.PlanReadAsync("comp", 0, 4096, default));
+        Assert.Equal("compressed clusters", e.Feature);
+        // Unallocated parts of the same image still read.
+        Assert.All(await ReadAsync("comp", 512 * 1024, 4096), b => Assert.Equal(0, b));
+    }
+
+    [Fact]
+    public async Task An_image_marked_corrupt_is_read_only_with_a_clear_error()
+    {
+        string path = ImagePath("bad");
+        Qemu("qemu-img", "create", "-f", "qcow2", path, "64M");
+        SetIncompatibleBit(path, 1); // corrupt
+        var e = await Assert.ThrowsAsync<ImageException>(() => Service.WriteAsync("bad", 0, new byte[10], default));
+        Assert.Equal(ImageError.Unsupported, e.Error);
+        Assert.Contains("corrupt", e.Message);
+        Assert.All(await ReadAsync("bad", 0, 512), b => Assert.Equal(0, b));
+    }
+
+    [Fact]
+    public async Task An_image_with_the_dirty_bit_gets_its_refcounts_rebuilt_before_the_first_write()
+    {
+        string path = ImagePath("dirty");
+        Qemu("qemu-img", "create", "-f", "qcow2", path, "64M");
+        Qemu("qemu-io", "-f", "qcow2", "-c", "write -P 0x61 0 1M", path);
+        ZeroRefcountOf(path, clusterIndex: 5); // a data cluster now has a wrong (zero) count
+        SetIncompatibleBit(path, 0); // dirty: refcounts may be wrong
+        Assert.True((await Service.GetInfoAsync("dirty", default)).Dirty is false);
+        await Service.WriteAsync("dirty", 2 << 20, Enumerable.Repeat((byte)0x62, 70_000).ToArray(), default);
+        await Service.FlushAsync("dirty", default);
+        var (exit, output) = QemuCheck(path);
+        Assert.True(exit == 0, output);
+        Assert.All(await ReadAsync("dirty", 0, 1 << 20), b => Assert.Equal(0x61, b));
+    }
+
+    private static void SetIncompatibleBit(string path, int bit)
+    {
+        using var f = File.Open(path, FileMode.Open, FileAccess.ReadWrite);
+        var field = new byte[8];
+        f.Position = 72;
+        f.ReadExactly(field);
+        ulong value = System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(field) | (1UL << bit);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(field, value);
+        f.Position = 72;
+        f.Write(field);
+    }
+
+    /// <summary>Default layout (64 KiB clusters, 16-bit counts): the first refcount block is at 0x20000.</summary>
+    private static void ZeroRefcountOf(string path, int clusterIndex)
+    {
+        using var f = File.Open(path, FileMode.Open, FileAccess.ReadWrite);
+        f.Position = 0x20000 + clusterIndex * 2;
+        f.Write(new byte[2]);
+    }
+}
