@@ -1,0 +1,87 @@
+using System.Text.Json.Serialization;
+using QcowActors.Actors.Service;
+using QcowActors.Api.Endpoints;
+using QcowActors.Api.Problems;
+
+namespace QcowActors.Api;
+
+/// <summary>
+/// Composes the web application around an <see cref="IImageService"/> registration. Program adds
+/// the real store; the API tests add an in-memory one to exercise the HTTP layer on its own.
+/// </summary>
+internal static class ApiHost
+{
+    public const int MinWriteChunk = 4096;
+    public const int MaxWriteChunk = 256 * 1024 * 1024;
+
+    public static WebApplication Build(string[] args, Action<IServiceCollection> addStore)
+    {
+        WebApplicationBuilder builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            Args = args,
+            // appsettings.json ships beside the binary; Storage:Directory is resolved against the
+            // current directory on its own, so the server finds both wherever it is started.
+            ContentRootPath = AppContext.BaseDirectory,
+        });
+        // The host loads ASPNETCORE_* variables before appsettings.json, so appsettings' "urls" would
+        // beat ASPNETCORE_URLS. Adding them (and the command line) again restores the order people
+        // expect: appsettings.json < ASPNETCORE_URLS < --urls.
+        builder.Configuration.AddEnvironmentVariables("ASPNETCORE_");
+        builder.Configuration.AddCommandLine(args);
+
+        AddServices(builder.Services, builder.Configuration);
+        addStore(builder.Services);
+
+        WebApplication app = builder.Build();
+        UsePipeline(app);
+        return app;
+    }
+
+    private static void AddServices(IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<StoreOptions>()
+            .Bind(configuration.GetSection(StoreOptions.Section))
+            .PostConfigure(o =>
+            {
+                if (!string.IsNullOrWhiteSpace(o.Directory))
+                    o.Directory = Path.GetFullPath(o.Directory);
+            })
+            .Validate(o => !string.IsNullOrWhiteSpace(o.Directory), "Storage:Directory must name a directory")
+            .Validate(o => o.MaxWriteChunk is >= MinWriteChunk and <= MaxWriteChunk,
+                $"Storage:MaxWriteChunk must be between {MinWriteChunk} and {MaxWriteChunk} bytes")
+            .ValidateOnStart();
+
+        // Responses write numbers as numbers; the web default (also reading "123") would make every
+        // integer in the generated document "integer or string". Request bodies are parsed by hand.
+        services.ConfigureHttpJsonOptions(o => o.SerializerOptions.NumberHandling = JsonNumberHandling.Strict);
+        services.AddProblemDetails(o => o.CustomizeProblemDetails = ApiProblems.ApplyDefaults);
+        services.AddExceptionHandler<ApiExceptionHandler>();
+        services.AddOpenApi(o => o.AddDocumentTransformer((document, _, _) =>
+        {
+            document.Info.Title = "QcowActors";
+            document.Info.Description = "QCOW2 virtual disks over HTTP; /images/{name}/data speaks oVirt imageio's transfer protocol.";
+            return Task.CompletedTask;
+        }));
+    }
+
+    private static void UsePipeline(WebApplication app)
+    {
+        app.UseExceptionHandler();
+        // Empty 4xx/5xx answers from routing (unknown path 404, wrong method 405) become problems too.
+        app.UseStatusCodePages();
+
+        app.MapOpenApi();
+        app.UseSwaggerUI(o =>
+        {
+            o.SwaggerEndpoint("/openapi/v1.json", "QcowActors v1");
+            o.RoutePrefix = "swagger";
+            o.DocumentTitle = "QcowActors API";
+        });
+
+        app.MapImages();
+        app.MapDiskRead();
+        app.MapDiskWrite();
+        app.MapImageio();
+        app.MapHealth();
+    }
+}

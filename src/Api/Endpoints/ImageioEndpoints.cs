@@ -1,0 +1,118 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Mvc;
+using QcowActors.Actors.Service;
+using QcowActors.Api.Http;
+using QcowActors.Api.OpenApi;
+using QcowActors.Api.Problems;
+
+namespace QcowActors.Api.Endpoints;
+
+/// <summary>
+/// The parts of oVirt imageio's transfer protocol beyond GET/PUT: OPTIONS (capabilities), PATCH
+/// (zero, flush) and /extents. Backup tools embedding imageio's client talk to these.
+/// </summary>
+internal static class ImageioEndpoints
+{
+    /// <summary>Methods of /images/{name}/data, as imageio lists them in Allow.</summary>
+    public const string AllowedMethods = "OPTIONS,GET,HEAD,PUT,PATCH";
+
+    /// <summary>
+    /// The OPTIONS body. No "unix_socket" member: a local imageio client would switch to that socket.
+    /// max_writers 8: imageio's client uses up to 4 connections; writers to different ranges are
+    /// serialised per L2 table by the engine, not per image.
+    /// </summary>
+    internal sealed record Capabilities(
+        [property: JsonPropertyName("features")] string[] Features,
+        [property: JsonPropertyName("max_readers")] int MaxReaders,
+        [property: JsonPropertyName("max_writers")] int MaxWriters);
+
+    private static readonly Capabilities Offered = new(["extents", "zero", "flush"], 8, 8);
+
+    public static void MapImageio(this IEndpointRouteBuilder routes)
+    {
+        routes.MapMethods("/images/{name}/data", [HttpMethods.Options], OptionsAsync)
+            .WithName("DiskCapabilities")
+            .WithTags("Disk data")
+            .WithSummary("imageio capabilities of the transfer URL")
+            .Produces<Capabilities>(StatusCodes.Status200OK)
+            .ProducesProblems(400, 404, 503)
+            .WithResponseHeader("Allow", $"\"{AllowedMethods}\"", 200);
+
+        routes.MapPatch("/images/{name}/data", PatchAsync)
+            .WithName("PatchDisk")
+            .WithTags("Disk data")
+            .WithSummary("imageio operations: zero a range, or flush")
+            .WithMetadata(RequestBodyLimit.Json)
+            .WithRequestBody(OpenApiSchemas.PatchRequest)
+            .ProducesEmpty(StatusCodes.Status200OK)
+            .ProducesProblems(400, 404, 413, 416, 422, 503, 507)
+            .WithResponseHeader("Content-Range", "bytes */SIZE on 416.", 416);
+
+        routes.MapGet("/images/{name}/data/extents", ExtentsAsync)
+            .WithName("DiskExtents")
+            .WithTags("Disk data")
+            .WithSummary("Zero/data extents covering the whole disk")
+            .WithQueryParameter("context", "zero (default). dirty is not supported (404).", "zero", "dirty")
+            .Produces<DiskExtent[]>(StatusCodes.Status200OK)
+            .ProducesProblems(400, 404, 422, 503);
+    }
+
+    private static async Task<IResult> OptionsAsync(string name, HttpContext context, [FromServices] IImageService images)
+    {
+        if (ImageName.Validate(name) is { } error)
+            return ApiProblems.BadRequest(error);
+        await images.GetInfoAsync(name, context.RequestAborted);
+        context.Response.Headers.Allow = AllowedMethods;
+        return TypedResults.Ok(Offered);
+    }
+
+    private static async Task<IResult> PatchAsync(string name, HttpContext context, [FromServices] IImageService images)
+    {
+        if (ImageName.Validate(name) is { } error)
+            return ApiProblems.BadRequest(error);
+        CancellationToken ct = context.RequestAborted;
+        var (document, jsonError) = await JsonBody.ReadObjectAsync(context.Request, ct);
+        if (document is null)
+            return ApiProblems.BadRequest(jsonError);
+        PatchRequest? patch;
+        using (document)
+        {
+            if (!PatchRequest.TryParse(document.RootElement, out patch, out error))
+                return ApiProblems.BadRequest(error);
+        }
+
+        if (patch!.Op == PatchOperation.Zero)
+        {
+            long size = (await images.GetInfoAsync(name, ct)).VirtualSize;
+            if (patch.Offset > size || patch.Size > size - patch.Offset)
+                return ApiProblems.RangeNotSatisfiable(context.Response, size,
+                    $"zeroing {patch.Size} bytes at offset {patch.Offset} goes past the end of the disk ({size} bytes)");
+            if (patch.Size > 0)
+                await images.ZeroAsync(name, patch.Offset, patch.Size, ct);
+        }
+        if (patch.Flush)
+            await images.FlushAsync(name, ct);
+        return Results.Ok();
+    }
+
+    private static async Task<IResult> ExtentsAsync(string name, HttpContext context, [FromServices] IImageService images)
+    {
+        if (ImageName.Validate(name) is { } error)
+            return ApiProblems.BadRequest(error);
+        string? extentContext = context.Request.Query["context"];
+        switch (extentContext)
+        {
+            case null or "" or "zero":
+                break;
+            case "dirty":
+                // As imageio answers a ticket without dirty bitmaps; backup tools then fall back to a full copy.
+                return ApiProblems.Result(StatusCodes.Status404NotFound,
+                    "dirty extents are not supported: this server keeps no dirty bitmaps; use context=zero");
+            default:
+                return ApiProblems.BadRequest($"context '{extentContext}' is not supported: use zero");
+        }
+        IReadOnlyList<DiskExtent> extents = await images.GetExtentsAsync(name, context.RequestAborted);
+        return TypedResults.Ok(extents);
+    }
+}

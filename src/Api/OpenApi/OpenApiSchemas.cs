@@ -1,0 +1,53 @@
+using System.Text.Json.Nodes;
+using Microsoft.OpenApi;
+using QcowActors.Api.Http;
+
+namespace QcowActors.Api.OpenApi;
+
+/// <summary>Hand-built schemas for bodies parsed by hand (a size is a number or a "10G" string).</summary>
+internal static class OpenApiSchemas
+{
+    private static OpenApiSchema ByteSize(string description) => new()
+    {
+        Description = description,
+        OneOf =
+        [
+            new OpenApiSchema { Type = JsonSchemaType.Integer, Format = "int64", Minimum = "0" },
+            new OpenApiSchema { Type = JsonSchemaType.String, Pattern = "^[0-9]+(\\.[0-9]+)?([KMGTPEkmgtpe](i?[Bb])?|[Bb])?$" },
+        ],
+    };
+
+    public static IOpenApiSchema CreateImageRequest() => new OpenApiSchema
+    {
+        Type = JsonSchemaType.Object,
+        Required = new HashSet<string> { "name", "size" },
+        Properties = new Dictionary<string, IOpenApiSchema>
+        {
+            ["name"] = new OpenApiSchema { Type = JsonSchemaType.String, Pattern = ImageName.Pattern },
+            ["size"] = ByteSize("Virtual disk size: bytes, or with a binary suffix like qemu-img (\"10G\", \"512M\", \"10GiB\")."),
+            ["clusterSize"] = ByteSize("Cluster size, a power of two from 512 to 2 MiB (\"64K\"). Default 64 KiB."),
+            ["refcountBits"] = new OpenApiSchema
+            {
+                Type = JsonSchemaType.Integer,
+                Enum = [1, 2, 4, 8, 16, 32, 64],
+                Description = "Refcount width in bits. Default 16.",
+            },
+        },
+    };
+
+    public static IOpenApiSchema PatchRequest() => new OpenApiSchema
+    {
+        Type = JsonSchemaType.Object,
+        Required = new HashSet<string> { "op" },
+        Description = "imageio PATCH: {\"op\":\"zero\",\"offset\",\"size\",\"flush\"} or {\"op\":\"flush\"}.",
+        Properties = new Dictionary<string, IOpenApiSchema>
+        {
+            ["op"] = new OpenApiSchema { Type = JsonSchemaType.String, Enum = [(JsonNode)"zero", (JsonNode)"flush"] },
+            ["offset"] = new OpenApiSchema { Type = JsonSchemaType.Integer, Format = "int64", Minimum = "0" },
+            ["size"] = new OpenApiSchema { Type = JsonSchemaType.Integer, Format = "int64", Minimum = "0" },
+            ["flush"] = new OpenApiSchema { Type = JsonSchemaType.Boolean, Default = false },
+        },
+    };
+
+    public static IOpenApiSchema Binary() => new OpenApiSchema { Type = JsonSchemaType.String, Format = "binary" };
+}

@@ -1,0 +1,85 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using QcowActors.Actors.Service;
+using QcowActors.Api.Tests.Support;
+using Xunit;
+
+namespace QcowActors.Api.Tests.Http;
+
+/// <summary>How the host is configured (built, not started). Serial: one test sets an environment variable.</summary>
+[Collection(nameof(ConfigurationTests))]
+[CollectionDefinition(nameof(ConfigurationTests), DisableParallelization = true)]
+public sealed class ConfigurationTests
+{
+    private static WebApplication Build(params string[] args)
+        => ApiHost.Build(args, s => s.AddSingleton<IImageService>(new InMemoryImageService()));
+
+    [Fact]
+    public async Task Default_listen_address_is_loopback_8080_from_appsettings()
+    {
+        await using WebApplication app = Build();
+        Assert.Equal("http://127.0.0.1:8080", app.Configuration["urls"]);
+    }
+
+    [Fact]
+    public async Task Urls_argument_overrides_the_default()
+    {
+        await using WebApplication app = Build("--urls=http://127.0.0.1:9999");
+        Assert.Equal("http://127.0.0.1:9999", app.Configuration["urls"]);
+    }
+
+    [Fact]
+    public async Task Aspnetcore_urls_environment_overrides_appsettings_and_urls_argument_overrides_both()
+    {
+        Environment.SetEnvironmentVariable("ASPNETCORE_URLS", "http://127.0.0.1:7777");
+        try
+        {
+            await using (WebApplication app = Build())
+                Assert.Equal("http://127.0.0.1:7777", app.Configuration["urls"]);
+            await using (WebApplication app = Build("--urls=http://127.0.0.1:9999"))
+                Assert.Equal("http://127.0.0.1:9999", app.Configuration["urls"]);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("ASPNETCORE_URLS", null);
+        }
+    }
+
+    [Fact]
+    public async Task Storage_directory_defaults_to_data_under_the_current_directory()
+    {
+        await using WebApplication app = Build();
+        Assert.Equal(Path.GetFullPath("data"), app.Services.GetRequiredService<IOptions<StoreOptions>>().Value.Directory);
+    }
+
+    [Fact]
+    public async Task Storage_directory_comes_from_the_environment()
+    {
+        Environment.SetEnvironmentVariable("Storage__Directory", "/srv/images");
+        try
+        {
+            await using WebApplication app = Build();
+            Assert.Equal("/srv/images", app.Services.GetRequiredService<IOptions<StoreOptions>>().Value.Directory);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("Storage__Directory", null);
+        }
+    }
+
+    [Fact]
+    public async Task Relative_storage_directory_is_resolved_against_the_current_directory()
+    {
+        await using WebApplication app = Build("--Storage:Directory=images/here");
+        Assert.Equal(Path.GetFullPath("images/here"), app.Services.GetRequiredService<IOptions<StoreOptions>>().Value.Directory);
+    }
+
+    [Fact]
+    public async Task Absurd_write_chunk_size_fails_at_start()
+    {
+        await using WebApplication app = Build("--Storage:MaxWriteChunk=10", "--urls=http://127.0.0.1:0");
+        await Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync());
+    }
+}

@@ -1,0 +1,58 @@
+using System.Net.Sockets;
+using System.Text;
+
+namespace QcowActors.Api.Tests.Support;
+
+/// <summary>How the raw client ends its side after sending.</summary>
+internal enum RawEnd
+{
+    /// <summary>Keep the connection open and read until the server closes it (or a timeout).</summary>
+    Read,
+    /// <summary>Send FIN (a body cut short), then read whatever comes back.</summary>
+    HalfClose,
+    /// <summary>Reset the connection without reading: a client that vanished.</summary>
+    Reset,
+}
+
+/// <summary>
+/// HTTP/1.1 over a bare socket, for requests HttpClient will not send: bodies cut short, broken
+/// chunked encoding, a client that disconnects mid-upload.
+/// </summary>
+internal static class RawHttp
+{
+    /// <summary>What the server sent before closing ("" when it sent nothing or reset the connection).</summary>
+    public static async Task<string> SendAsync(Uri server, string head, byte[]? body = null, RawEnd end = RawEnd.Read)
+    {
+        using var client = new TcpClient();
+        await client.ConnectAsync(server.Host, server.Port);
+        NetworkStream stream = client.GetStream();
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(head.Replace("\n", "\r\n") + "\r\n"));
+        if (body is not null)
+            await stream.WriteAsync(body);
+        await stream.FlushAsync();
+        switch (end)
+        {
+            case RawEnd.Reset:
+                client.Client.LingerState = new LingerOption(true, 0);
+                return "";
+            case RawEnd.HalfClose:
+                client.Client.Shutdown(SocketShutdown.Send);
+                break;
+        }
+
+        var received = new MemoryStream();
+        var buffer = new byte[16 * 1024];
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        try
+        {
+            int n;
+            while ((n = await stream.ReadAsync(buffer, timeout.Token)) > 0)
+                received.Write(buffer, 0, n);
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException)
+        {
+            // A reset or a server that keeps the connection open: what arrived so far is the answer.
+        }
+        return Encoding.ASCII.GetString(received.ToArray());
+    }
+}
