@@ -5,6 +5,10 @@ namespace QcowActors.Actors.Image;
 
 internal sealed partial class L2TableActor
 {
+    private static readonly TimeSpan PlanLifetime = TimeSpan.FromMinutes(10);
+
+    private sealed record ExpirePlan(long PlanId);
+
     private void Prepare(PrepareWrite w, IActorRef replyTo)
     {
         var (first, last) = Slots(w.Offset, w.Length);
@@ -62,6 +66,8 @@ internal sealed partial class L2TableActor
         }
         long id = _state.NextPlanId++;
         _state.Plans[id] = plan;
+        // A plan whose writer vanished (ask timed out) must not hold its clusters forever.
+        Timers.StartSingleTimer(id, new ExpirePlan(id), PlanLifetime);
         foreach (var (l2Index, _, _) in plan.Publish) _state.InFlight[l2Index] = id;
         if (plan.NeedHost.Count == 0)
         {
@@ -105,6 +111,7 @@ internal sealed partial class L2TableActor
         foreach (var (l2Index, slot, _) in plan.Publish)
             entries[l2Index] = L2Entry.Data(plan.Clusters[slot].HostCluster, copied: true).ToRaw();
         _state.Dirty = true;
+        Timers.Cancel(c.PlanId);
         if (plan.Replaced.Count > 0) Context.Parent.Tell(new ReleaseClusters([.. plan.Replaced]));
         Finish(c.PlanId, plan);
         Sender.Tell(new WriteCommitted());
@@ -114,6 +121,7 @@ internal sealed partial class L2TableActor
     private void Abort(long planId)
     {
         if (!_state.Plans.TryGetValue(planId, out var plan)) return;
+        Timers.Cancel(planId);
         if (plan.HostsAssigned)
         {
             // The new clusters were counted; nothing points to them: give them back through the flush.

@@ -12,7 +12,7 @@ namespace QcowActors.Actors.Image;
 /// mappings for reads. It never waits for data I/O or an fsync: the bytes move in the request,
 /// and the table is written by the supervisor's flush from a snapshot.
 /// </summary>
-internal sealed partial class L2TableActor : UntypedActor, IWithStash
+internal sealed partial class L2TableActor : UntypedActor, IWithStash, IWithTimers
 {
     private readonly L2TableState _state;
     private readonly ClusterLayout _layout;
@@ -28,6 +28,7 @@ internal sealed partial class L2TableActor : UntypedActor, IWithStash
     }
 
     public IStash Stash { get; set; } = null!;
+    public ITimerScheduler Timers { get; set; } = null!;
 
     public static Props Props(L2TableState state, ClusterLayout layout, IImageFile file, bool zeroFlagAllowed)
         => Akka.Actor.Props.Create(() => new L2TableActor(state, layout, file, zeroFlagAllowed));
@@ -81,6 +82,7 @@ internal sealed partial class L2TableActor : UntypedActor, IWithStash
             case AllocationFailed f: AllocationFailed(f); break;
             case CommitWrite c: Commit(c); break;
             case AbortWrite a: Abort(a.PlanId); break;
+            case ExpirePlan e: Abort(e.PlanId); break;
             case ZeroClusters z: Zero(z, Sender); break;
             case GetL2Extents: Sender.Tell(Extents()); break;
             case RelocateTable r:

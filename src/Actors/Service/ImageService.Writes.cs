@@ -25,9 +25,11 @@ public sealed partial class ImageService
     /// <summary>Plan (the L2 actor decides), move the bytes, then publish: data is in the file before any entry points to it.</summary>
     private async Task WriteInTableAsync(ImageHandle handle, long offset, ReadOnlyMemory<byte> data, CancellationToken ct)
     {
-        var plan = await AskAsync<WritePlan>(new PrepareWrite(handle.Image, offset, data.Length), ct).ConfigureAwait(false);
+        // Not cancellable: a plan the actor made must reach commit or abort, or its clusters stay in flight.
+        var plan = await AskAsync<WritePlan>(new PrepareWrite(handle.Image, offset, data.Length), CancellationToken.None).ConfigureAwait(false);
         try
         {
+            ct.ThrowIfCancellationRequested();
             await ExecuteAsync(handle.File, handle.Layout.ClusterSize, plan, offset, data, ct).ConfigureAwait(false);
         }
         catch (Exception e)
