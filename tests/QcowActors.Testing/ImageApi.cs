@@ -1,0 +1,169 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+
+namespace QcowActors.Testing;
+
+/// <summary>
+/// The HTTP API as the tests use it. Every call checks the status the protocol promises (PUT: exactly
+/// 200, range GET: 206 with a matching Content-Range) and throws <see cref="ApiStatusException"/> with
+/// the problem+json body otherwise.
+/// </summary>
+public sealed class ImageApi(HttpClient client)
+{
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    public HttpClient Client { get; } = client;
+
+    /// <summary>POST /images; <paramref name="size"/> is a number or a string such as "10G".</summary>
+    public async Task<ImageInfo> CreateAsync(string name, object size, int? clusterSize = null, int? refcountBits = null, CancellationToken ct = default)
+    {
+        var body = new Dictionary<string, object> { ["name"] = name, ["size"] = size };
+        if (clusterSize is { } cs) body["clusterSize"] = cs;
+        if (refcountBits is { } rb) body["refcountBits"] = rb;
+        using var response = await Client.PostAsJsonAsync(Url("images"), body, Json, ct).ConfigureAwait(false);
+        await ExpectAsync(response, HttpStatusCode.Created, ct).ConfigureAwait(false);
+        return await ReadJsonAsync<ImageInfo>(response, ct).ConfigureAwait(false);
+    }
+
+    public async Task<ImageInfo> GetInfoAsync(string name, CancellationToken ct = default)
+    {
+        using var response = await Client.GetAsync(Url($"images/{name}"), ct).ConfigureAwait(false);
+        await ExpectAsync(response, HttpStatusCode.OK, ct).ConfigureAwait(false);
+        return await ReadJsonAsync<ImageInfo>(response, ct).ConfigureAwait(false);
+    }
+
+    public async Task<IReadOnlyList<ImageInfo>> ListAsync(CancellationToken ct = default)
+    {
+        using var response = await Client.GetAsync(Url("images"), ct).ConfigureAwait(false);
+        await ExpectAsync(response, HttpStatusCode.OK, ct).ConfigureAwait(false);
+        return await ReadJsonAsync<List<ImageInfo>>(response, ct).ConfigureAwait(false);
+    }
+
+    public async Task DeleteAsync(string name, CancellationToken ct = default)
+    {
+        using var response = await Client.DeleteAsync(Url($"images/{name}"), ct).ConfigureAwait(false);
+        await ExpectAsync(response, HttpStatusCode.NoContent, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>PUT /images/{name}/data with Content-Range: bytes a-b/*; flush=false adds ?flush=n. Expects exactly 200.</summary>
+    public async Task PutAsync(string name, long offset, ReadOnlyMemory<byte> data, bool flush = true, CancellationToken ct = default)
+    {
+        using var content = new ReadOnlyMemoryContent(data);
+        await PutAsync(name, offset, content, data.Length, flush, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>PUT of any content (e.g. a streaming one) covering [offset, offset+length).</summary>
+    public async Task PutAsync(string name, long offset, HttpContent content, long length, bool flush = true, CancellationToken ct = default)
+    {
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+        content.Headers.ContentRange = new ContentRangeHeaderValue(offset, offset + length - 1);
+        using var request = new HttpRequestMessage(HttpMethod.Put, Url($"images/{name}/data" + (flush ? "" : "?flush=n"))) { Content = content };
+        using var response = await Client.SendAsync(request, ct).ConfigureAwait(false);
+        await ExpectAsync(response, HttpStatusCode.OK, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>GET with Range: bytes=offset-(offset+length-1); expects 206, Content-Range and Content-Length to match.</summary>
+    public async Task<byte[]> GetRangeAsync(string name, long offset, long length, CancellationToken ct = default)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, Url($"images/{name}/data"));
+        request.Headers.Range = new RangeHeaderValue(offset, offset + length - 1);
+        using var response = await Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+        await ExpectAsync(response, HttpStatusCode.PartialContent, ct).ConfigureAwait(false);
+        var range = response.Content.Headers.ContentRange;
+        if (range is null || range.From != offset || range.To != offset + length - 1 || range.Unit != "bytes")
+        {
+            throw new ApiStatusException(response.StatusCode, $"Content-Range {range} does not match the requested bytes {offset}-{offset + length - 1}");
+        }
+        if (response.Content.Headers.ContentLength != length)
+        {
+            throw new ApiStatusException(response.StatusCode, $"Content-Length {response.Content.Headers.ContentLength} does not match the requested {length} bytes");
+        }
+        var bytes = await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false);
+        if (bytes.Length != length)
+        {
+            throw new ApiStatusException(response.StatusCode, $"Received {bytes.Length} bytes for a {length}-byte range");
+        }
+        return bytes;
+    }
+
+    /// <summary>GET without Range: the whole disk (expects 200).</summary>
+    public async Task<byte[]> GetAllAsync(string name, CancellationToken ct = default)
+    {
+        using var response = await Client.GetAsync(Url($"images/{name}/data"), HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+        await ExpectAsync(response, HttpStatusCode.OK, ct).ConfigureAwait(false);
+        return await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>PATCH {"op":"zero","offset","size","flush"}.</summary>
+    public Task ZeroAsync(string name, long offset, long size, bool flush = false, CancellationToken ct = default)
+        => PatchAsync(name, new { op = "zero", offset, size, flush }, ct);
+
+    /// <summary>PATCH {"op":"flush"}.</summary>
+    public Task FlushAsync(string name, CancellationToken ct = default)
+        => PatchAsync(name, new { op = "flush" }, ct);
+
+    /// <summary>GET /images/{name}/data/extents?context=zero.</summary>
+    public async Task<IReadOnlyList<DiskExtentDto>> GetExtentsAsync(string name, CancellationToken ct = default)
+    {
+        using var response = await Client.GetAsync(Url($"images/{name}/data/extents?context=zero"), ct).ConfigureAwait(false);
+        await ExpectAsync(response, HttpStatusCode.OK, ct).ConfigureAwait(false);
+        return await ReadJsonAsync<List<DiskExtentDto>>(response, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>OPTIONS /images/{name}/data (imageio: features, max_readers, max_writers).</summary>
+    public async Task<JsonElement> OptionsAsync(string name, CancellationToken ct = default)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Options, Url($"images/{name}/data"));
+        using var response = await Client.SendAsync(request, ct).ConfigureAwait(false);
+        await ExpectAsync(response, HttpStatusCode.OK, ct).ConfigureAwait(false);
+        return await ReadJsonAsync<JsonElement>(response, ct).ConfigureAwait(false);
+    }
+
+    private async Task PatchAsync(string name, object body, CancellationToken ct)
+    {
+        using var content = JsonContent.Create(body, options: Json);
+        using var request = new HttpRequestMessage(HttpMethod.Patch, Url($"images/{name}/data")) { Content = content };
+        using var response = await Client.SendAsync(request, ct).ConfigureAwait(false);
+        await ExpectAsync(response, HttpStatusCode.OK, ct).ConfigureAwait(false);
+    }
+
+    private Uri Url(string relative)
+        => Client.BaseAddress is null ? throw new InvalidOperationException("The HttpClient needs a BaseAddress") : new Uri(Client.BaseAddress, relative);
+
+    private static async Task ExpectAsync(HttpResponseMessage response, HttpStatusCode expected, CancellationToken ct)
+    {
+        if (response.StatusCode != expected)
+        {
+            var body = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
+            throw new ApiStatusException(response.StatusCode,
+                $"{response.RequestMessage?.Method} {response.RequestMessage?.RequestUri} answered {(int)response.StatusCode} {response.StatusCode}, expected {(int)expected}: {body}");
+        }
+    }
+
+    private static async Task<T> ReadJsonAsync<T>(HttpResponseMessage response, CancellationToken ct)
+        => await response.Content.ReadFromJsonAsync<T>(Json, ct).ConfigureAwait(false)
+           ?? throw new ApiStatusException(response.StatusCode, $"{response.RequestMessage?.RequestUri} returned no JSON body");
+}
+
+/// <summary>GET /images/{name}.</summary>
+public sealed record ImageInfo(
+    string Name,
+    string Format,
+    int Version,
+    long VirtualSize,
+    long ActualSize,
+    int ClusterSize,
+    int RefcountBits,
+    string? Backing,
+    bool Dirty);
+
+/// <summary>One entry of GET .../extents?context=zero.</summary>
+public sealed record DiskExtentDto(long Start, long Length, bool Zero, bool Hole);
+
+/// <summary>An HTTP answer other than the one the protocol promises.</summary>
+public sealed class ApiStatusException(HttpStatusCode status, string message) : Exception(message)
+{
+    public HttpStatusCode Status { get; } = status;
+}

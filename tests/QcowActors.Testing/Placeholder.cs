@@ -1,1 +1,0 @@
-namespace QcowActors.Testing; public static class Placeholder { }
