@@ -30,6 +30,8 @@ internal sealed partial class ImageSupervisor
                 RequestFlush(null);
                 return true;
             case FileClosed:
+                _fileClosed = true;
+                if (!_finalFlushOk) _log.Warning("Image {0} closed with unflushed metadata; it will be repaired on next open", _name);
                 _closeRequester?.Tell(new Store.ImageClosed(_name));
                 Context.Stop(Self);
                 return true;
@@ -58,8 +60,13 @@ internal sealed partial class ImageSupervisor
         }
     }
 
+    private bool _fileClosed;
+
     protected override void PostStop()
     {
-        if (_file is not null && !_finalFlushOk) _log.Warning("Image {0} closed with unflushed metadata; it will be repaired on next open", _name);
+        if (_file is null || _fileClosed) return;
+        // Stopped without a clean close (a failure): release the handle; the marker stays, so the next open repairs.
+        _log.Warning("Image {0} stopped without a clean close; it will be checked for leaks on next open", _name);
+        _ = _file.DisposeAsync(); // closing a handle completes synchronously; nothing to await in PostStop
     }
 }

@@ -131,9 +131,11 @@ internal sealed partial class ImageSupervisor
 
     private void ApplyDecrements(FlushRun run)
     {
-        var byBlock = run.Decrements.GroupBy(c => _layout.RefcountTableIndex(c)).ToList();
+        // A reference to a cluster no block covers can only come from a corrupt image: nothing to decrement.
+        var byBlock = run.Decrements.GroupBy(c => _layout.RefcountTableIndex(c)).Where(g => _rcStates.ContainsKey(g.Key)).ToList();
         run.Outstanding = byBlock.Count;
         foreach (var group in byBlock) RefcountActor(group.Key).Tell(new ApplyDecrements(run.Id, [.. group]));
+        if (byBlock.Count == 0) FinishFlush(run, null);
     }
 
     private void FinishFlush(FlushRun run, Exception? failure)

@@ -59,6 +59,9 @@ public sealed class ImageStoreActor : ReceiveActor
         Receive<IImageMessage>(Route);
     }
 
+    /// <summary>An image supervisor that fails is stopped, not restarted: the next request reopens (and repairs) the file.</summary>
+    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Stop);
+
     public static Props Props(string directory, IImageFileSystem fs, TimeSpan passivateAfter)
         => Akka.Actor.Props.Create(() => new ImageStoreActor(directory, fs, passivateAfter));
 
