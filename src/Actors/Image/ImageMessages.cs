@@ -107,6 +107,10 @@ internal sealed record AllocationFailed(long PlanId, Exception Cause);
 internal sealed record ReleaseClusters(long[] HostClusters);
 internal sealed record RelocateTable(long NewOffset);
 internal sealed record CollectL2(long FlushId);
+/// <summary>Supervisor to L2 actor: stop if clean and idle (answer <see cref="L2Stopped"/>), else <see cref="L2StayAlive"/>.</summary>
+internal sealed record StopL2Table(long L1Index);
+internal sealed record L2Stopped(long L1Index);
+internal sealed record L2StayAlive(long L1Index);
 internal sealed record L2Snapshot(long FlushId, long L1Index, long HostOffset, byte[]? Bytes);
 internal sealed record IncrementRefcounts(long[] Clusters);
 internal sealed record CollectRefcounts(long FlushId);

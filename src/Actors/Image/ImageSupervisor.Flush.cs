@@ -37,7 +37,7 @@ internal sealed partial class ImageSupervisor
         run.Decrements = [.. _pendingDecrements];
         _pendingDecrements.Clear();
         run.Outstanding = _l2Actors.Count;
-        foreach (var actor in _l2Actors.Values) actor.Tell(new CollectL2(run.Id));
+        foreach (long i in _l2Actors.Keys.ToList()) SendToL2(i, new CollectL2(run.Id), Self);
         if (run.Outstanding == 0) CollectRefcounts(run);
     }
 
@@ -163,6 +163,7 @@ internal sealed partial class ImageSupervisor
             foreach (var w in run.Waiters) if (!w.IsNobody()) w.Tell(new Status.Failure(error));
         }
         if (_flushWaiters.Count > 0) StartFlush();
-        else AfterFlush();
+        else if (!_closing) EvictIfOverBudget(-1);
+        AfterFlush();
     }
 }

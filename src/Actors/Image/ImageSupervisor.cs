@@ -32,8 +32,11 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash
     private ImageRefusal? _writeRefusal;
     private IActorRef? _closeRequester;
 
-    public ImageSupervisor(string name, string path, IImageFileSystem fs, TimeSpan passivateAfter)
+    private readonly L2CacheBudget _cacheBudget;
+
+    public ImageSupervisor(string name, string path, IImageFileSystem fs, TimeSpan passivateAfter, L2CacheBudget cacheBudget)
     {
+        _cacheBudget = cacheBudget;
         _name = name;
         _path = path;
         _markerPath = MarkerPathFor(path);
@@ -43,8 +46,8 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash
 
     public IStash Stash { get; set; } = null!;
 
-    public static Props Props(string name, string path, IImageFileSystem fs, TimeSpan passivateAfter)
-        => Akka.Actor.Props.Create(() => new ImageSupervisor(name, path, fs, passivateAfter));
+    public static Props Props(string name, string path, IImageFileSystem fs, TimeSpan passivateAfter, L2CacheBudget cacheBudget)
+        => Akka.Actor.Props.Create(() => new ImageSupervisor(name, path, fs, passivateAfter, cacheBudget));
 
     /// <summary>Exists while the image may have unflushed metadata on disk; left behind = unclean close.</summary>
     public static string MarkerPathFor(string path)
@@ -135,7 +138,7 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash
                 if (_gate.IsIdle && _flush is null) Context.Parent.Tell(new Store.Passivate(_name));
                 break;
             default:
-                if (!OnFlushMessage(message) && !OnCloseMessage(message)) Unhandled(message);
+                if (!OnFlushMessage(message) && !OnCloseMessage(message) && !OnL2CacheMessage(message)) Unhandled(message);
                 break;
         }
     }
@@ -153,41 +156,52 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash
         return true;
     }
 
+    /// <summary>Requests for a table being stopped wait for the outcome, then are routed afresh.</summary>
+    private bool HeldForStoppingTable(long i, object message)
+    {
+        if (!_l2Stopping.TryGetValue(i, out var waiting)) return false;
+        waiting.Add((message, Sender));
+        return true;
+    }
+
     private void RouteRead(object message, long offset)
     {
         if (Refuse(_dataRefusal)) return;
         long i = _layout.L1Index(offset);
-        var actor = L2ForRead(i);
-        if (actor is null)
+        if (HeldForStoppingTable(i, message)) return;
+        if (!EnsureL2ForRead(i))
         {
             var m = (MapRange)message;
             Sender.Tell(new RangeMapping([new MappedRun(m.Offset, m.Length, -1)]));
             return;
         }
-        actor.Forward(message);
+        SendToL2(i, message, Sender);
     }
 
     private void RouteExtents(GetL2Extents e)
     {
-        if (Refuse(_dataRefusal)) return;
-        var actor = L2ForRead(e.L1Index);
-        if (actor is null)
+        if (Refuse(_dataRefusal) || HeldForStoppingTable(e.L1Index, e)) return;
+        if (!EnsureL2ForRead(e.L1Index))
             Sender.Tell(new ExtentRuns([new ExtentRun(_layout.L2TableStart(e.L1Index), _layout.L2Coverage, ExtentKind.Zero)]));
         else
-            actor.Forward(e);
+            SendToL2(e.L1Index, e, Sender);
     }
 
     private void RouteWrite(object message, long offset)
     {
         if (Refuse(_dataRefusal) || Refuse(_writeRefusal)) return;
+        long i = _layout.L1Index(offset);
+        if (HeldForStoppingTable(i, message)) return;
         try
         {
-            L2ForWrite(_layout.L1Index(offset)).Forward(message);
+            EnsureL2ForWrite(i);
         }
         catch (ImageException e)
         {
             Sender.Tell(new Status.Failure(e));
+            return;
         }
+        SendToL2(i, message, Sender);
     }
 
     private void RouteZero(ZeroClusters z)
@@ -204,47 +218,7 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash
 
     private void ForwardToExisting(object message, long l1Index)
     {
-        if (_l2Actors.TryGetValue(l1Index, out var actor)) actor.Forward(message);
+        if (_l2Actors.ContainsKey(l1Index)) SendToL2(l1Index, message, Sender);
         else Sender.Tell(new Status.Failure(new InvalidOperationException($"no L2 table {l1Index} is open")));
-    }
-
-    private IActorRef? L2ForRead(long i)
-    {
-        if (_l2Actors.TryGetValue(i, out var actor)) return actor;
-        var e = L1Entry.From(_l1[i]);
-        if (e.IsUnallocated) return null;
-        return StartL2(new L2TableState(i, e.L2Offset, null));
-    }
-
-    /// <summary>The L2 actor for a write: allocates a table for an empty slot, copies a table shared with a snapshot.</summary>
-    private IActorRef L2ForWrite(long i)
-    {
-        var e = L1Entry.From(_l1[i]);
-        if (e.IsUnallocated)
-        {
-            long host = AllocateCounted(1)[0] << _layout.ClusterBits;
-            _l1[i] = L1Entry.Create(host, copied: true).ToRaw();
-            _l1Dirty.Add(i);
-            return StartL2(new L2TableState(i, host, new ulong[_layout.L2Entries]));
-        }
-        var actor = L2ForRead(i)!;
-        if (!e.Copied)
-        {
-            // The table is shared (refcount > 1): the active image gets its own copy; the old one loses a reference once L1 no longer points to it durably.
-            long host = AllocateCounted(1)[0] << _layout.ClusterBits;
-            _pendingDecrements.Add(e.L2Offset >> _layout.ClusterBits);
-            _l1[i] = L1Entry.Create(host, copied: true).ToRaw();
-            _l1Dirty.Add(i);
-            actor.Tell(new RelocateTable(host));
-        }
-        return actor;
-    }
-
-    private IActorRef StartL2(L2TableState state)
-    {
-        _l2States[state.L1Index] = state;
-        var actor = Context.ActorOf(L2TableActor.Props(state, _layout, _file, _header.Version >= 3), $"l2-{state.L1Index}");
-        _l2Actors[state.L1Index] = actor;
-        return actor;
     }
 }

@@ -90,6 +90,17 @@ internal sealed partial class L2TableActor : UntypedActor, IWithStash, IWithTime
                 _state.Dirty = true;
                 break;
             case CollectL2 c: Sender.Tell(Snapshot(c.FlushId)); break;
+            case StopL2Table s:
+                if (_state.Dirty || _state.Plans.Count > 0 || _state.Waiting.Count > 0 || _state.InFlight.Count > 0)
+                {
+                    Sender.Tell(new L2StayAlive(s.L1Index));
+                }
+                else
+                {
+                    Sender.Tell(new L2Stopped(s.L1Index));
+                    Context.Stop(Self);
+                }
+                break;
             case CrashL2Table: throw new InvalidOperationException($"L2 table {_state.L1Index} crashed on request (test hook)");
             default: Unhandled(message); break;
         }

@@ -28,7 +28,8 @@ public static class ServiceCollectionExtensions
                 "akka.loglevel = INFO\n", HoconAddMode.Prepend);
             builder.WithActors((system, registry) =>
             {
-                var store = system.ActorOf(ImageStoreActor.Props(Path.GetFullPath(options.Directory), fs, options.PassivateAfter), "images");
+                var store = system.ActorOf(ImageStoreActor.Props(Path.GetFullPath(options.Directory), fs, options.PassivateAfter,
+                    new Image.L2CacheBudget(options.L2CacheBytesPerImage, options.L2CacheBytesTotal)), "images");
                 registry.Register<ImageStoreActor>(store);
                 CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseBeforeActorSystemTerminate, "close-images", async () =>
                 {

@@ -16,6 +16,7 @@ public sealed class ImageStoreActor : ReceiveActor
     private readonly string _directory;
     private readonly IImageFileSystem _fs;
     private readonly TimeSpan _passivateAfter;
+    private readonly L2CacheBudget _cacheBudget;
     private readonly Dictionary<string, IActorRef> _open = [];
     private readonly Dictionary<IActorRef, string> _names = [];
     /// <summary>Images being closed, with the messages that arrived meanwhile.</summary>
@@ -27,8 +28,9 @@ public sealed class ImageStoreActor : ReceiveActor
     private sealed record Created(string Image, IActorRef ReplyTo, object Result);
     private sealed record Deleted(string Image, IActorRef ReplyTo, Exception? Error);
 
-    public ImageStoreActor(string directory, IImageFileSystem fs, TimeSpan passivateAfter)
+    public ImageStoreActor(string directory, IImageFileSystem fs, TimeSpan passivateAfter, L2CacheBudget? cacheBudget = null)
     {
+        _cacheBudget = cacheBudget ?? new L2CacheBudget(32L << 20, 256L << 20);
         _directory = directory;
         _fs = fs;
         _passivateAfter = passivateAfter;
@@ -62,8 +64,8 @@ public sealed class ImageStoreActor : ReceiveActor
     /// <summary>An image supervisor that fails is stopped, not restarted: the next request reopens (and repairs) the file.</summary>
     protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Stop);
 
-    public static Props Props(string directory, IImageFileSystem fs, TimeSpan passivateAfter)
-        => Akka.Actor.Props.Create(() => new ImageStoreActor(directory, fs, passivateAfter));
+    public static Props Props(string directory, IImageFileSystem fs, TimeSpan passivateAfter, L2CacheBudget? cacheBudget = null)
+        => Akka.Actor.Props.Create(() => new ImageStoreActor(directory, fs, passivateAfter, cacheBudget));
 
     private string PathOf(string name) => ImageNames.PathFor(_directory, name);
 
@@ -87,7 +89,7 @@ public sealed class ImageStoreActor : ReceiveActor
                 Sender.Tell(new Status.Failure(new ImageException(ImageError.NotFound, $"image '{name}' does not exist")));
                 return;
             }
-            image = Context.ActorOf(ImageSupervisor.Props(name, PathOf(name), _fs, _passivateAfter), Uri.EscapeDataString(name));
+            image = Context.ActorOf(ImageSupervisor.Props(name, PathOf(name), _fs, _passivateAfter, _cacheBudget), Uri.EscapeDataString(name));
             Context.Watch(image);
             _open[name] = image;
             _names[image] = name;

@@ -1,0 +1,134 @@
+using Akka.Actor;
+using QcowActors.Format;
+
+namespace QcowActors.Actors.Image;
+
+/// <summary>
+/// The L2 tables in memory, bounded: each live table is an actor; beyond the per-image budget (or
+/// when the whole process is over its budget) the least recently used clean ones are stopped.
+/// A table asked to stop decides itself (only when clean and idle) and messages for it wait here
+/// meanwhile, so nothing is lost in the hand-over. Tables are never evicted while a flush may
+/// still be writing their snapshot: a clean table is then exactly what the file holds.
+/// </summary>
+internal sealed partial class ImageSupervisor
+{
+    private readonly LinkedList<long> _lru = new();
+    private readonly Dictionary<long, LinkedListNode<long>> _lruNodes = [];
+    /// <summary>Tables asked to stop, with the messages that arrived for them meanwhile.</summary>
+    private readonly Dictionary<long, List<(object Message, IActorRef Sender)>> _l2Stopping = [];
+    private long _l2Generation;
+
+    private void SendToL2(long i, object message, IActorRef sender)
+    {
+        if (_l2Stopping.TryGetValue(i, out var waiting))
+        {
+            waiting.Add((message, sender));
+            return;
+        }
+        _l2Actors[i].Tell(message, sender);
+        if (_lruNodes.TryGetValue(i, out var node))
+        {
+            _lru.Remove(node);
+            _lru.AddFirst(node);
+        }
+    }
+
+    /// <summary>True when table i exists (its actor started if needed); false for an unallocated slot.</summary>
+    private bool EnsureL2ForRead(long i)
+    {
+        if (_l2Actors.ContainsKey(i)) return true;
+        var e = L1Entry.From(_l1[i]);
+        if (e.IsUnallocated) return false;
+        StartL2(new L2TableState(i, e.L2Offset, null));
+        return true;
+    }
+
+    /// <summary>The table for a write: allocated for an empty slot, copied when shared with a snapshot.</summary>
+    private void EnsureL2ForWrite(long i)
+    {
+        var e = L1Entry.From(_l1[i]);
+        if (e.IsUnallocated)
+        {
+            long host = AllocateCounted(1)[0] << _layout.ClusterBits;
+            _l1[i] = L1Entry.Create(host, copied: true).ToRaw();
+            _l1Dirty.Add(i);
+            StartL2(new L2TableState(i, host, new ulong[_layout.L2Entries]));
+            return;
+        }
+        EnsureL2ForRead(i);
+        if (!e.Copied)
+        {
+            // Shared (refcount > 1): the active image gets its own copy; the old table loses a
+            // reference once L1 no longer points to it durably.
+            long host = AllocateCounted(1)[0] << _layout.ClusterBits;
+            _pendingDecrements.Add(e.L2Offset >> _layout.ClusterBits);
+            _l1[i] = L1Entry.Create(host, copied: true).ToRaw();
+            _l1Dirty.Add(i);
+            SendToL2(i, new RelocateTable(host), Self);
+        }
+    }
+
+    private void StartL2(L2TableState state)
+    {
+        long i = state.L1Index;
+        _l2States[i] = state;
+        // A fresh name each time: a stopped table's name is reserved until it has terminated.
+        _l2Actors[i] = Context.ActorOf(L2TableActor.Props(state, _layout, _file, _header.Version >= 3), $"l2-{i}-{++_l2Generation}");
+        _lruNodes[i] = _lru.AddFirst(i);
+        _cacheBudget.Add(_layout.ClusterSize);
+        EvictIfOverBudget(i);
+    }
+
+    private void EvictIfOverBudget(long keep)
+    {
+        if (_flush is not null || _failedRun is not null) return;
+        long live = (_l2Actors.Count - _l2Stopping.Count) * (long)_layout.ClusterSize;
+        var node = _lru.Last;
+        while (node is not null && (live > _cacheBudget.PerImageBytes || _cacheBudget.OverTotal))
+        {
+            var previous = node.Previous;
+            long i = node.Value;
+            if (i != keep && !_l2Stopping.ContainsKey(i))
+            {
+                _l2Stopping[i] = [];
+                _l2Actors[i].Tell(new StopL2Table(i));
+                live -= _layout.ClusterSize;
+                if (_cacheBudget.OverTotal && live <= _cacheBudget.PerImageBytes / 2) break; // share the global cut
+            }
+            node = previous;
+        }
+    }
+
+    private bool OnL2CacheMessage(object message)
+    {
+        switch (message)
+        {
+            case L2Stopped s:
+                _l2Actors.Remove(s.L1Index);
+                _l2States.Remove(s.L1Index);
+                if (_lruNodes.Remove(s.L1Index, out var node)) _lru.Remove(node);
+                _cacheBudget.Add(-_layout.ClusterSize);
+                ReplayStopped(s.L1Index, stopped: true);
+                return true;
+            case L2StayAlive a:
+                ReplayStopped(a.L1Index, stopped: false);
+                // Dirty tables over budget: write them back so the next round can drop them.
+                if (_flush is null && !_closing) RequestFlush(null);
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    private void ReplayStopped(long i, bool stopped)
+    {
+        if (!_l2Stopping.Remove(i, out var waiting)) return;
+        foreach (var (message, sender) in waiting)
+        {
+            if (!stopped) SendToL2(i, message, sender);
+            else if (message is CollectL2 c) Self.Tell(new L2Snapshot(c.FlushId, i, 0, null)); // it was clean
+            else if (message is RelocateTable) { } // only sent to a table that exists; cannot be stopped with it pending
+            else Self.Tell(message, sender); // routed again: a fresh actor reloads the table
+        }
+    }
+}
