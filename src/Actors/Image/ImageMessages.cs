@@ -54,7 +54,9 @@ public sealed record ImageHandle(
     IImageFile File,
     IoEpochGate Gate,
     ImageRefusal? DataRefusal,
-    ImageRefusal? WriteRefusal);
+    ImageRefusal? WriteRefusal,
+    string? Backing,
+    bool Dirty);
 
 /// <summary>Why data (or writes) of an image are refused: the feature named in the 422.</summary>
 public sealed record ImageRefusal(string Feature, string Detail);

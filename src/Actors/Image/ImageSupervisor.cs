@@ -147,7 +147,8 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash
         _layout.ClusterSize, _layout.RefcountBits, _header.BackingFile,
         (_header.IncompatibleFeatures & FeatureBits.IncompatibleDirty) != 0);
 
-    private ImageHandle Handle() => new(_name, _header.Size, (int)_header.Version, _layout, _file, _gate, _dataRefusal, _writeRefusal);
+    private ImageHandle Handle() => new(_name, _header.Size, (int)_header.Version, _layout, _file, _gate, _dataRefusal, _writeRefusal,
+        _header.BackingFile, (_header.IncompatibleFeatures & FeatureBits.IncompatibleDirty) != 0);
 
     private bool Refuse(ImageRefusal? refusal)
     {

@@ -16,6 +16,7 @@ public sealed partial class ImageService : IImageService
     /// <summary>L2 tables asked for in parallel when mapping a long range.</summary>
     private const int MapParallelism = 32;
     private readonly IActorRef _store;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, ImageHandle> _handles = new(StringComparer.Ordinal);
 
     public ImageService(IRequiredActor<ImageStoreActor> store, StoreOptions options) : this(store.ActorRef, options) { }
 
@@ -56,10 +57,15 @@ public sealed partial class ImageService : IImageService
 
     public Task<IReadOnlyList<ImageInfo>> ListAsync(CancellationToken ct) => AskAsync<IReadOnlyList<ImageInfo>>(new ListImages(), ct);
 
-    public Task<ImageInfo> GetInfoAsync(string name, CancellationToken ct)
+    /// <summary>From the image's handle (no round trip once attached); the file length is read live.</summary>
+    public async Task<ImageInfo> GetInfoAsync(string name, CancellationToken ct)
     {
-        CheckName(name);
-        return AskAsync<ImageInfo>(new GetImageInfo(name), ct);
+        var (h, token) = await EnterAsync(name, ct).ConfigureAwait(false);
+        using (token)
+        {
+            return new ImageInfo(h.Image, "qcow2", h.Version, h.VirtualSize, h.File.Length, h.Layout.ClusterSize,
+                h.Layout.RefcountBits, h.Backing, h.Dirty);
+        }
     }
 
     public async Task DeleteAsync(string name, CancellationToken ct)
@@ -74,15 +80,29 @@ public sealed partial class ImageService : IImageService
         await AskAsync<Flushed>(new FlushImage(name), ct).ConfigureAwait(false);
     }
 
-    /// <summary>Resolves the image and enters its I/O gate; retries while an incarnation is closing.</summary>
+    /// <summary>
+    /// Resolves the image and enters its I/O gate. The handle of an open image is cached: while its
+    /// gate admits us, the incarnation is open and its file valid; once it closes (passivation,
+    /// delete) the gate refuses and we ask the store again, which reopens it.
+    /// </summary>
     private async Task<(ImageHandle Handle, IoEpochGate.Token Token)> EnterAsync(string name, CancellationToken ct)
     {
         CheckName(name);
+        if (_handles.TryGetValue(name, out var cached))
+        {
+            var fast = cached.Gate.TryEnter();
+            if (fast is not null) return (cached, fast);
+            _handles.TryRemove(new KeyValuePair<string, ImageHandle>(name, cached));
+        }
         for (int attempt = 0; ; attempt++)
         {
             var handle = await AskAsync<ImageHandle>(new AttachImage(name), ct).ConfigureAwait(false);
             var token = handle.Gate.TryEnter();
-            if (token is not null) return (handle, token);
+            if (token is not null)
+            {
+                _handles[name] = handle;
+                return (handle, token);
+            }
             if (attempt > 200) throw new ImageException(ImageError.Unavailable, $"image '{name}' is closing; try again");
             await Task.Delay(Math.Min(5 * (attempt + 1), 50), ct).ConfigureAwait(false);
         }
