@@ -10,14 +10,14 @@ namespace QcowActors.Api.Tests.Contract;
 /// <summary>
 /// openapi.yaml (hand-written, the contract) and /openapi/v1.json (generated from the endpoints)
 /// must describe the same operations: every (method, path, status, media type) and every request
-/// body media type. Runs on the in-memory store: the document does not depend on the engine.
+/// body media type. Runs on the real engine, as the server is deployed.
 /// </summary>
 public sealed class OpenApiContractTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private static readonly string[] Methods = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
     private ApiServer _server = null!;
 
-    public async Task InitializeAsync() => _server = await ApiServer.StartInMemoryAsync();
+    public async Task InitializeAsync() => _server = await ApiServer.StartWithEngineAsync();
 
     public async Task DisposeAsync() => await _server.DisposeAsync();
 

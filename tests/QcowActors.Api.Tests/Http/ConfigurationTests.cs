@@ -3,7 +3,6 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using QcowActors.Actors.Service;
-using QcowActors.Api.Tests.Support;
 using Xunit;
 
 namespace QcowActors.Api.Tests.Http;
@@ -14,7 +13,7 @@ namespace QcowActors.Api.Tests.Http;
 public sealed class ConfigurationTests
 {
     private static WebApplication Build(params string[] args)
-        => ApiHost.Build(args, s => s.AddSingleton<IImageService>(new InMemoryImageService()));
+        => ApiHost.Build(args, s => s.AddQcowStore());
 
     [Fact]
     public async Task Default_listen_address_is_loopback_8080_from_appsettings()

@@ -9,8 +9,8 @@ using Xunit;
 namespace QcowActors.Api.Tests.Http;
 
 /// <summary>
-/// The HTTP contract on a real loopback server, written once and run against both stores: the
-/// in-memory one (the HTTP layer alone) and the real engine (<see cref="EngineImageApiBehaviour"/>).
+/// The HTTP contract on a real loopback server over the real engine with a temporary store
+/// directory (<see cref="EngineImageApiBehaviour"/>).
 /// </summary>
 public abstract partial class ImageApiBehaviour : IAsyncLifetime
 {

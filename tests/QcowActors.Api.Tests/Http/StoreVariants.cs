@@ -2,13 +2,7 @@ using QcowActors.Api.Tests.Support;
 
 namespace QcowActors.Api.Tests.Http;
 
-/// <summary>The HTTP contract over the in-memory store: checks the HTTP layer on its own.</summary>
-public sealed class InMemoryImageApiBehaviour : ImageApiBehaviour
-{
-    private protected override Task<ApiServer> StartServerAsync() => ApiServer.StartInMemoryAsync();
-}
-
-/// <summary>The same contract over the real engine (AddQcowStore) with a temporary store directory.</summary>
+/// <summary>The HTTP contract over the real engine (AddQcowStore) with a temporary store directory.</summary>
 public sealed class EngineImageApiBehaviour : ImageApiBehaviour
 {
     private protected override Task<ApiServer> StartServerAsync() => ApiServer.StartWithEngineAsync();

@@ -1,22 +1,25 @@
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
+using QcowActors.Actors.Io;
 using QcowActors.Actors.Service;
 
 namespace QcowActors.Api.Tests.Support;
 
 /// <summary>
-/// The API on a real Kestrel listener on 127.0.0.1 (port chosen by the OS) with a temporary store
-/// directory, backed either by the real engine or by <see cref="InMemoryImageService"/>.
+/// The API over the real engine (AddQcowStore) on a real Kestrel listener on 127.0.0.1 (port chosen
+/// by the OS) with a temporary store directory. The engine's file system is the real one, or the
+/// one given (e.g. a <see cref="FaultyFileSystem"/> wrapping it).
 /// </summary>
 internal sealed class ApiServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
 
-    private ApiServer(WebApplication app, string storeDirectory, InMemoryImageService? memory)
+    private ApiServer(WebApplication app, string storeDirectory, CompletedRequests requests)
     {
         _app = app;
         StoreDirectory = storeDirectory;
-        Memory = memory;
+        Requests = requests;
         BaseAddress = new Uri(app.Urls.First());
         Client = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
     }
@@ -24,17 +27,18 @@ internal sealed class ApiServer : IAsyncDisposable
     public Uri BaseAddress { get; }
     public HttpClient Client { get; }
     public string StoreDirectory { get; }
-    /// <summary>The in-memory store, when the server runs on one.</summary>
-    public InMemoryImageService? Memory { get; }
+    /// <summary>Requests the server has finished with.</summary>
+    public CompletedRequests Requests { get; }
     public IServiceProvider Services => _app.Services;
 
-    public static Task<ApiServer> StartWithEngineAsync(params string[] settings)
-        => StartAsync(null, settings);
+    /// <summary>The file of an image in the store directory.</summary>
+    public string ImagePath(string name) => Path.Combine(StoreDirectory, name + ".qcow2");
 
-    public static Task<ApiServer> StartInMemoryAsync(params string[] settings)
-        => StartAsync(new InMemoryImageService(), settings);
+    /// <summary>Starts the server; settings are configuration keys, e.g. "Storage:MaxWriteChunk=2097152".</summary>
+    public static Task<ApiServer> StartWithEngineAsync(params string[] settings) => StartWithEngineAsync(null, settings);
 
-    private static async Task<ApiServer> StartAsync(InMemoryImageService? memory, string[] settings)
+    /// <summary>Starts the server with the engine doing its I/O through <paramref name="fileSystem"/> (null: the real DiskFileSystem).</summary>
+    public static async Task<ApiServer> StartWithEngineAsync(IImageFileSystem? fileSystem, params string[] settings)
     {
         string store = Path.Combine(Path.GetTempPath(), "qcowactors-api-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(store);
@@ -45,12 +49,14 @@ internal sealed class ApiServer : IAsyncDisposable
             "--Logging:LogLevel:Default=Warning",
             .. settings.Select(s => "--" + s),
         ];
+        var requests = new CompletedRequests();
         WebApplication app = ApiHost.Build(args, services =>
         {
-            if (memory is null)
-                services.AddQcowStore();
-            else
-                services.AddSingleton<IImageService>(memory);
+            // AddQcowStore adds DiskFileSystem only when no file system is registered yet.
+            if (fileSystem is not null)
+                services.AddSingleton(fileSystem);
+            services.AddQcowStore();
+            services.AddSingleton<IStartupFilter>(requests);
         });
         try
         {
@@ -62,7 +68,7 @@ internal sealed class ApiServer : IAsyncDisposable
             Directory.Delete(store, recursive: true);
             throw;
         }
-        return new ApiServer(app, store, memory);
+        return new ApiServer(app, store, requests);
     }
 
     public async ValueTask DisposeAsync()
@@ -76,7 +82,7 @@ internal sealed class ApiServer : IAsyncDisposable
         }
         catch (IOException)
         {
-            // A file still held open by a stopping engine is not the test's failure.
+            // A file still held open by a stopping engine (or a store directory a test removed) is not the test's failure.
         }
     }
 }

@@ -20,8 +20,11 @@ internal enum RawEnd
 /// </summary>
 internal static class RawHttp
 {
-    /// <summary>What the server sent before closing ("" when it sent nothing or reset the connection).</summary>
-    public static async Task<string> SendAsync(Uri server, string head, byte[]? body = null, RawEnd end = RawEnd.Read)
+    /// <summary>
+    /// What the server sent before closing ("" when it sent nothing or reset the connection).
+    /// <paramref name="beforeEnd"/> runs after the body is sent and before the connection is ended as <paramref name="end"/> says.
+    /// </summary>
+    public static async Task<string> SendAsync(Uri server, string head, byte[]? body = null, RawEnd end = RawEnd.Read, Func<Task>? beforeEnd = null)
     {
         using var client = new TcpClient();
         await client.ConnectAsync(server.Host, server.Port);
@@ -30,6 +33,8 @@ internal static class RawHttp
         if (body is not null)
             await stream.WriteAsync(body);
         await stream.FlushAsync();
+        if (beforeEnd is not null)
+            await beforeEnd();
         switch (end)
         {
             case RawEnd.Reset:
