@@ -113,3 +113,28 @@ public sealed class FullDiskFileSystem : IImageFileSystem
         public ValueTask DisposeAsync() => inner.DisposeAsync();
     }
 }
+
+/// <summary>A file system whose reads at one offset fail while armed (e.g. an L2 table's cluster).</summary>
+public sealed class ReadFaultFileSystem : IImageFileSystem
+{
+    private readonly DiskFileSystem _inner = new();
+    public long FailReadsAt = -1;
+
+    public IImageFile Open(string path, bool writable) => new FaultyFile(_inner.Open(path, writable), this);
+    public Task CreateAtomicAsync(string finalPath, IReadOnlyList<(long Offset, byte[] Bytes)> writes, long length, CancellationToken ct)
+        => _inner.CreateAtomicAsync(finalPath, writes, length, ct);
+    public void SyncDirectory(string directory) => _inner.SyncDirectory(directory);
+
+    private sealed class FaultyFile(IImageFile inner, ReadFaultFileSystem fs) : IImageFile
+    {
+        public string Path => inner.Path;
+        public long Length => inner.Length;
+        public ValueTask ReadAsync(Memory<byte> buffer, long offset, CancellationToken ct)
+            => offset == Volatile.Read(ref fs.FailReadsAt)
+                ? ValueTask.FromException(new IOException("Input/output error", 5))
+                : inner.ReadAsync(buffer, offset, ct);
+        public ValueTask WriteAsync(ReadOnlyMemory<byte> data, long offset, CancellationToken ct) => inner.WriteAsync(data, offset, ct);
+        public ValueTask FlushAsync(CancellationToken ct) => inner.FlushAsync(ct);
+        public ValueTask DisposeAsync() => inner.DisposeAsync();
+    }
+}

@@ -113,6 +113,10 @@ internal sealed record CollectL2(long FlushId);
 internal sealed record StopL2Table(long L1Index);
 internal sealed record L2Stopped(long L1Index);
 internal sealed record L2StayAlive(long L1Index);
+/// <summary>L2 actor to supervisor: the table was read from the file.</summary>
+internal sealed record L2Loaded(long L1Index);
+/// <summary>L2 actor to supervisor: the table could not be read; replace me.</summary>
+internal sealed record L2LoadFailed(long L1Index);
 internal sealed record L2Snapshot(long FlushId, long L1Index, long HostOffset, byte[]? Bytes);
 internal sealed record IncrementRefcounts(long[] Clusters);
 internal sealed record CollectRefcounts(long FlushId);

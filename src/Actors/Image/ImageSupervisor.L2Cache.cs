@@ -17,6 +17,24 @@ internal sealed partial class ImageSupervisor
     /// <summary>Tables asked to stop, with the messages that arrived for them meanwhile.</summary>
     private readonly Dictionary<long, List<(object Message, IActorRef Sender)>> _l2Stopping = [];
     private long _l2Generation;
+    /// <summary>Tables whose entries are in memory (fresh, or read from the file).</summary>
+    private readonly HashSet<long> _l2Loaded = [];
+    /// <summary>Writes to a shared table waiting for it to load: it is copied only once its entries are known.</summary>
+    private readonly Dictionary<long, List<(object Message, IActorRef Sender)>> _awaitingLoad = [];
+
+    /// <summary>
+    /// A write to a table shared with a snapshot moves the table; that must not happen before its
+    /// entries are in memory, or a failed load would leave L1 pointing at a table never written.
+    /// </summary>
+    private bool HeldUntilLoaded(long i, object message)
+    {
+        var e = L1Entry.From(_l1[i]);
+        if (e.IsUnallocated || e.Copied || _l2Loaded.Contains(i)) return false;
+        EnsureL2ForRead(i);
+        if (!_awaitingLoad.TryGetValue(i, out var waiting)) _awaitingLoad[i] = waiting = [];
+        waiting.Add((message, Sender));
+        return true;
+    }
 
     private void SendToL2(long i, object message, IActorRef sender)
     {
@@ -72,6 +90,7 @@ internal sealed partial class ImageSupervisor
     {
         long i = state.L1Index;
         _l2States[i] = state;
+        if (state.Entries is not null) _l2Loaded.Add(i);
         // A fresh name each time: a stopped table's name is reserved until it has terminated.
         _l2Actors[i] = Context.ActorOf(L2TableActor.Props(state, _layout, _file, _header.Version >= 3), $"l2-{i}-{++_l2Generation}");
         _lruNodes[i] = _lru.AddFirst(i);
@@ -106,9 +125,26 @@ internal sealed partial class ImageSupervisor
             case L2Stopped s:
                 _l2Actors.Remove(s.L1Index);
                 _l2States.Remove(s.L1Index);
+                _l2Loaded.Remove(s.L1Index);
                 if (_lruNodes.Remove(s.L1Index, out var node)) _lru.Remove(node);
                 _cacheBudget.Add(-_layout.ClusterSize);
                 ReplayStopped(s.L1Index, stopped: true);
+                return true;
+            case L2Loaded l:
+                _l2Loaded.Add(l.L1Index);
+                if (_awaitingLoad.Remove(l.L1Index, out var ready))
+                    foreach (var (message2, sender) in ready) Self.Tell(message2, sender);
+                return true;
+            case L2LoadFailed f:
+                if (_awaitingLoad.Remove(f.L1Index, out var stranded))
+                    foreach (var (_, sender) in stranded)
+                        sender.Tell(new Status.Failure(new Service.ImageException(Service.ImageError.Unavailable,
+                            $"image '{_name}': reading L2 table {f.L1Index} failed; try again")));
+                if (_l2Actors.TryGetValue(f.L1Index, out var failed) && failed.Equals(Sender) && !_l2Stopping.ContainsKey(f.L1Index))
+                {
+                    _l2Stopping[f.L1Index] = [];
+                    failed.Tell(new StopL2Table(f.L1Index));
+                }
                 return true;
             case L2StayAlive a:
                 ReplayStopped(a.L1Index, stopped: false);

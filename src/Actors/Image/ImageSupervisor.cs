@@ -55,7 +55,8 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash
 
     protected override SupervisorStrategy SupervisorStrategy()
         // Children keep their tables in state objects we hold, so a restart loses nothing acknowledged.
-        => new OneForOneStrategy(10, TimeSpan.FromMinutes(1), _ => Directive.Restart);
+        // Unlimited: a child that stopped for good would strand its requests and a flush waiting on it.
+        => new OneForOneStrategy(-1, -1, _ => Directive.Restart);
 
     protected override void PreStart()
     {
@@ -98,7 +99,8 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash
         QcowFormatException q => new ImageException(ImageError.Unsupported, $"image '{_name}' is not a usable qcow2 image: {q.Message}", "invalid image", q),
         FileNotFoundException => new ImageException(ImageError.NotFound, $"image '{_name}' does not exist"),
         ImageException i => i,
-        _ => new ImageException(ImageError.Unsupported, $"image '{_name}' cannot be opened: {cause.Message}", "unreadable image", cause),
+        // An I/O failure may pass: 503 says "try again"; the OS message (paths) stays in the log.
+        _ => new ImageException(ImageError.Unavailable, $"image '{_name}' cannot be opened right now (I/O error); try again", null, cause),
     };
 
     private void Adopt(OpenedImage opened)
@@ -192,7 +194,7 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash
     {
         if (Refuse(_dataRefusal) || Refuse(_writeRefusal)) return;
         long i = _layout.L1Index(offset);
-        if (HeldForStoppingTable(i, message)) return;
+        if (HeldForStoppingTable(i, message) || HeldUntilLoaded(i, message)) return;
         try
         {
             EnsureL2ForWrite(i);

@@ -22,6 +22,6 @@ internal static class IoErrors
     {
         ImageException i => i,
         _ when IsDiskFull(e) => new ImageException(ImageError.DiskFull, $"no space left on the store's disk while writing image '{image}'; the image stays consistent", null, e),
-        _ => new ImageException(ImageError.Unavailable, $"I/O error on image '{image}': {e.Message}", null, e),
+        _ => new ImageException(ImageError.Unavailable, $"I/O error on image '{image}'; the image stays consistent, try again", null, e),
     };
 }

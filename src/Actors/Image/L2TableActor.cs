@@ -61,13 +61,37 @@ internal sealed partial class L2TableActor : UntypedActor, IWithStash, IWithTime
             case ulong[] entries:
                 _state.Entries = entries;
                 _state.Dirty = false;
+                Context.Parent.Tell(new L2Loaded(_state.L1Index));
                 Become(OnReceive);
                 Stash.UnstashAll();
                 break;
             case Status.Failure f:
-                throw new IOException($"reading L2 table {_state.L1Index} at {_state.HostOffset} failed", f.Cause);
+                // Nothing was loaded, so nothing can be lost: answer what waits with 503 and let the
+                // supervisor replace this actor; the next request tries the read again.
+                Become(m => LoadFailed(m, f.Cause));
+                Stash.UnstashAll();
+                Context.Parent.Tell(new L2LoadFailed(_state.L1Index));
+                break;
             default:
                 Stash.Stash();
+                break;
+        }
+    }
+
+    private void LoadFailed(object message, Exception cause)
+    {
+        switch (message)
+        {
+            case StopL2Table s:
+                Sender.Tell(new L2Stopped(s.L1Index));
+                Context.Stop(Self);
+                break;
+            case CollectL2 c:
+                Sender.Tell(new L2Snapshot(c.FlushId, _state.L1Index, _state.HostOffset, null));
+                break;
+            case IImageMessage m:
+                Sender.Tell(new Status.Failure(new ImageException(ImageError.Unavailable,
+                    $"image '{m.Image}': reading L2 table {_state.L1Index} failed; try again", null, cause)));
                 break;
         }
     }

@@ -11,6 +11,8 @@ internal static class StoreListing
     public static async Task<IReadOnlyList<ImageInfo>> ListAsync(string directory)
     {
         var result = new List<ImageInfo>();
+        if (!Directory.Exists(directory))
+            throw new ImageException(ImageError.Unavailable, "the store directory is missing; the server cannot list images until it is back");
         foreach (string path in Directory.EnumerateFiles(directory, "*" + ImageNames.Extension).Order(StringComparer.Ordinal))
         {
             string? name = ImageNames.FromFileName(Path.GetFileName(path));

@@ -228,17 +228,16 @@ public sealed class EngineErrorTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Unexpected_failure_is_a_500_problem_without_internals()
+    public async Task Missing_store_directory_is_a_503_problem_without_internals()
     {
-        // The store directory vanishing under a running server is nothing the engine maps to a status.
         Directory.Delete(_server.StoreDirectory, recursive: true);
 
         using HttpResponseMessage response = await Client.GetAsync("/images");
         string body = await response.Content.ReadAsStringAsync();
-        Assert.True(response.StatusCode == HttpStatusCode.InternalServerError, $"{(int)response.StatusCode}: {body}");
+        Assert.True(response.StatusCode == HttpStatusCode.ServiceUnavailable, $"{(int)response.StatusCode}: {body}");
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
         JsonElement problem = JsonDocument.Parse(body).RootElement;
-        Assert.Equal(500, problem.GetProperty("status").GetInt32());
+        Assert.Equal(503, problem.GetProperty("status").GetInt32());
         Assert.StartsWith("https://", problem.GetProperty("type").GetString());
         AssertNoInternals(body);
         Assert.DoesNotContain(_server.StoreDirectory, body);
@@ -248,15 +247,15 @@ public sealed class EngineErrorTests : IAsyncLifetime
     public async Task Unexpected_exception_from_the_file_system_before_headers_is_a_problem_without_internals()
     {
         // The first request opens the image, and every read of the open fails with an exception type
-        // no I/O path expects. The engine reports an image it cannot open as 422 "unreadable image".
+        // no I/O path expects. The engine reports it as 503: the failure may pass, and it does.
         await CreateAsync("vm", MiB);
         _fs.FailReads(new InvalidOperationException("secret internal state"));
 
         using HttpResponseMessage response = await GetRangeAsync("vm", 0, 512);
         string body = await response.Content.ReadAsStringAsync();
-        JsonElement problem = await AssertProblemAsync(response, HttpStatusCode.UnprocessableEntity, "cannot be opened");
-        Assert.Equal("unreadable image", problem.GetProperty("feature").GetString());
+        await AssertProblemAsync(response, HttpStatusCode.ServiceUnavailable, "cannot be opened");
         AssertNoInternals(body);
+        Assert.DoesNotContain("secret internal state", body);
 
         // A failed open is not remembered: with the fault gone the image opens and reads.
 
