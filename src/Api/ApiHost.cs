@@ -7,7 +7,7 @@ namespace QcowActors.Api;
 
 /// <summary>
 /// Composes the web application around an <see cref="IImageService"/> registration. Program adds
-/// the real store; the API tests add an in-memory one to exercise the HTTP layer on its own.
+/// the store; the API tests add the same store over a fault-injecting file system.
 /// </summary>
 internal static class ApiHost
 {
