@@ -103,7 +103,8 @@ public sealed record ExtentRuns(IReadOnlyList<ExtentRun> Runs);
 // ---- Between the supervisor and its children ----
 
 internal sealed record AllocateForPlan(long L1Index, long PlanId, int Count);
-internal sealed record ClustersAllocated(long PlanId, long[] HostOffsets);
+/// <summary>Fresh[k]: the cluster lies past everything ever written, so it already reads as zeros.</summary>
+internal sealed record ClustersAllocated(long PlanId, long[] HostOffsets, bool[] Fresh);
 internal sealed record AllocationFailed(long PlanId, Exception Cause);
 /// <summary>Entries that pointed to these host clusters were replaced: decrement after the replacement is durable.</summary>
 internal sealed record ReleaseClusters(long[] HostClusters);

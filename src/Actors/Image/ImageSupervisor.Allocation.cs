@@ -21,8 +21,11 @@ internal sealed partial class ImageSupervisor
     {
         try
         {
+            long end = _allocator.EndCluster;
             var clusters = AllocateCounted(a.Count);
-            Sender.Tell(new ClustersAllocated(a.PlanId, clusters.Select(c => c << _layout.ClusterBits).ToArray()));
+            Sender.Tell(new ClustersAllocated(a.PlanId,
+                clusters.Select(c => c << _layout.ClusterBits).ToArray(),
+                clusters.Select(c => c >= end).ToArray()));
         }
         catch (ImageException e)
         {

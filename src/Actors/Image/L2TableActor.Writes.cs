@@ -86,7 +86,10 @@ internal sealed partial class L2TableActor
         for (int k = 0; k < plan.NeedHost.Count; k++)
         {
             int slot = plan.NeedHost[k].Slot;
-            plan.Clusters[slot] = plan.Clusters[slot] with { HostCluster = a.HostOffsets[k] };
+            var c = plan.Clusters[slot] with { HostCluster = a.HostOffsets[k] };
+            // Past the end of everything written, the file reads as zeros already: skip the fill.
+            if (a.Fresh[k] && c.Fill == ClusterFill.Zeros) c = c with { Fill = ClusterFill.None };
+            plan.Clusters[slot] = c;
         }
         plan.HostsAssigned = true;
         plan.ReplyTo.Tell(new WritePlan(a.PlanId, _state.L1Index, plan.Clusters));
