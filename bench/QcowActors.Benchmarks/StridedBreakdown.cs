@@ -1,0 +1,131 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Globalization;
+using Akka.Actor;
+using QcowActors.Actors.Image;
+
+namespace QcowActors.Benchmarks;
+
+/// <summary>
+/// Where the time of a strided allocating write goes: the same pattern as <see cref="StridedWrites"/>,
+/// but each write replays the steps of <c>ImageService.WriteAsync</c> against the store actor
+/// with a stopwatch around each: attach (ask AttachImage, enter the gate), prepare (ask
+/// PrepareWrite: L2 actor → supervisor allocates and counts → L2 actor → reply), data (the
+/// zero-filled cluster written, as ImageService.FillClusterAsync does), commit (ask CommitWrite).
+/// With <c>--data-only</c> the data step writes the 4 KiB alone, a what-if for skipping the zero
+/// fill of a cluster past the old end of the file (every cluster of a fresh image is, so the image
+/// stays correct here).
+/// Usage: <c>--strided-breakdown &lt;dir&gt; [count] [depth] [--data-only]</c>.
+/// </summary>
+internal static class StridedBreakdown
+{
+    private const int WriteSize = 4096;
+    private const long Stride = 64 * 1024;
+    private const long ImageSize = 2 * Engine.GiB;
+
+    private sealed class Totals
+    {
+        public long Attach, Prepare, Data, Commit;
+        public void Add(long attach, long prepare, long data, long commit)
+        {
+            Interlocked.Add(ref Attach, attach);
+            Interlocked.Add(ref Prepare, prepare);
+            Interlocked.Add(ref Data, data);
+            Interlocked.Add(ref Commit, commit);
+        }
+    }
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        bool dataOnly = args.Contains("--data-only");
+        var rest = args.Where(a => a != "--data-only").ToArray();
+        if (rest.Length < 2)
+        {
+            Console.Error.WriteLine("usage: --strided-breakdown <dir> [count] [depth] [--data-only]");
+            return 2;
+        }
+        int count = rest.Length > 2 ? int.Parse(rest[2], CultureInfo.InvariantCulture) : 32768;
+        int depth = rest.Length > 3 ? int.Parse(rest[3], CultureInfo.InvariantCulture) : 32;
+        string image = "breakdown-" + DateTime.UtcNow.ToString("yyyyMMddHHmmssfff", CultureInfo.InvariantCulture);
+        long slots = ImageSize / Stride;
+        var timeout = TimeSpan.FromMinutes(5);
+
+        await using var engine = new Engine(rest[1]);
+        await engine.Service.CreateAsync(image, ImageSize, null, null, CancellationToken.None);
+        await engine.Service.GetInfoAsync(image, CancellationToken.None);
+        var data = new byte[WriteSize];
+        new Random(11).NextBytes(data);
+        var store = engine.Store;
+        var totals = new Totals();
+
+        var clock = Stopwatch.StartNew();
+        int next = -1;
+        await Task.WhenAll(Enumerable.Range(0, depth).Select(_ => Task.Run(async () =>
+        {
+            for (int i = Interlocked.Increment(ref next); i < count; i = Interlocked.Increment(ref next))
+            {
+                long offset = i % slots * Stride;
+                long t0 = Stopwatch.GetTimestamp();
+                var handle = await store.Ask<ImageHandle>(new AttachImage(image), timeout).ConfigureAwait(false);
+                using var token = handle.Gate.TryEnter() ?? throw new InvalidOperationException("image closing");
+                long t1 = Stopwatch.GetTimestamp();
+                var plan = await store.Ask<WritePlan>(new PrepareWrite(image, offset, WriteSize), timeout).ConfigureAwait(false);
+                long t2 = Stopwatch.GetTimestamp();
+                foreach (var c in plan.Clusters)
+                {
+                    if (c.Fill == ClusterFill.None || dataOnly)
+                    {
+                        await handle.File.WriteAsync(data, c.HostCluster + c.OffsetInCluster, CancellationToken.None).ConfigureAwait(false);
+                        continue;
+                    }
+                    int cs = handle.Layout.ClusterSize;
+                    byte[] buffer = ArrayPool<byte>.Shared.Rent(cs);
+                    try
+                    {
+                        var cluster = buffer.AsMemory(0, cs);
+                        if (c.Fill == ClusterFill.CopyFrom) await handle.File.ReadAsync(cluster, c.SourceHost, CancellationToken.None).ConfigureAwait(false);
+                        else cluster.Span.Clear();
+                        data.AsSpan().CopyTo(cluster.Span[c.OffsetInCluster..]);
+                        await handle.File.WriteAsync(cluster, c.HostCluster, CancellationToken.None).ConfigureAwait(false);
+                    }
+                    finally { ArrayPool<byte>.Shared.Return(buffer); }
+                }
+                long t3 = Stopwatch.GetTimestamp();
+                if (!plan.InPlaceOnly)
+                    await store.Ask<WriteCommitted>(new CommitWrite(image, plan.L1Index, plan.PlanId), timeout).ConfigureAwait(false);
+                long t4 = Stopwatch.GetTimestamp();
+                totals.Add(t1 - t0, t2 - t1, t3 - t2, t4 - t3);
+            }
+        })));
+        double writes = clock.Elapsed.TotalSeconds;
+        await engine.Service.FlushAsync(image, CancellationToken.None);
+        double seconds = clock.Elapsed.TotalSeconds;
+
+        double Us(long ticks) => ticks * 1e6 / Stopwatch.Frequency / count;
+        Console.WriteLine(FormattableString.Invariant(
+            $"strided-breakdown depth={depth} count={count} data-only={dataOnly} iops={Math.Round(count / seconds)} writes={writes:F3}s flush={seconds - writes:F3}s"));
+        Console.WriteLine(FormattableString.Invariant(
+            $"  mean latency per write (us): attach={Us(totals.Attach):F1} prepare+allocate={Us(totals.Prepare):F1} data={Us(totals.Data):F1} commit={Us(totals.Commit):F1} total={Us(totals.Attach + totals.Prepare + totals.Data + totals.Commit):F1}"));
+        var check = Qemu("check", engine.PathOf(image));
+        Console.WriteLine("  qemu-img check: " + check.Split('\n').FirstOrDefault(l => l.Length > 0));
+        File.Delete(engine.PathOf(image));
+        return 0;
+    }
+
+    private static string Qemu(params string[] args)
+    {
+        try
+        {
+            var psi = new ProcessStartInfo("qemu-img") { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var a in args) psi.ArgumentList.Add(a);
+            using var p = Process.Start(psi)!;
+            string output = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
+            p.WaitForExit();
+            return output;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return "qemu-img not found";
+        }
+    }
+}
