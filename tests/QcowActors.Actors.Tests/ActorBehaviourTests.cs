@@ -20,6 +20,11 @@ public sealed class HeldWriteTests() : EngineTestBase(new HoldingFileSystem())
         var held = Service.WriteAsync("held", 10 * 65536, second, default); // same L2 table (covers 512 MiB)
         await Seam.WriteHeld.WaitAsync(TimeSpan.FromSeconds(10));
 
+        // The table's actor itself answers a mapping while the write is held (no I/O in its mailbox)...
+        var mapping = await Store.Ask<RangeMapping>(new MapRange("held", 0, 65536), TimeSpan.FromSeconds(10));
+        Assert.Single(mapping.Runs);
+        Assert.False(mapping.Runs[0].IsZero);
+        // ...and a read through the service completes with the old bytes.
         var read = ReadAsync("held", 0, 65536);
         var done = await Task.WhenAny(read, Task.Delay(TimeSpan.FromSeconds(10)));
         Assert.Same(read, done);

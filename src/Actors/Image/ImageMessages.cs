@@ -56,7 +56,8 @@ public sealed record ImageHandle(
     ImageRefusal? DataRefusal,
     ImageRefusal? WriteRefusal,
     string? Backing,
-    bool Dirty);
+    bool Dirty,
+    L2Directory Directory);
 
 /// <summary>Why data (or writes) of an image are refused: the feature named in the 422.</summary>
 public sealed record ImageRefusal(string Feature, string Detail);

@@ -68,7 +68,7 @@ internal sealed partial class ImageSupervisor
         if (e.IsUnallocated)
         {
             long host = AllocateCounted(1)[0] << _layout.ClusterBits;
-            _l1[i] = L1Entry.Create(host, copied: true).ToRaw();
+            Volatile.Write(ref _l1[i], L1Entry.Create(host, copied: true).ToRaw());
             _l1Dirty.Add(i);
             StartL2(new L2TableState(i, host, new ulong[_layout.L2Entries]));
             return;
@@ -80,7 +80,7 @@ internal sealed partial class ImageSupervisor
             // reference once L1 no longer points to it durably.
             long host = AllocateCounted(1)[0] << _layout.ClusterBits;
             _pendingDecrements.Add(e.L2Offset >> _layout.ClusterBits);
-            _l1[i] = L1Entry.Create(host, copied: true).ToRaw();
+            Volatile.Write(ref _l1[i], L1Entry.Create(host, copied: true).ToRaw());
             _l1Dirty.Add(i);
             SendToL2(i, new RelocateTable(host), Self);
         }
@@ -90,7 +90,11 @@ internal sealed partial class ImageSupervisor
     {
         long i = state.L1Index;
         _l2States[i] = state;
-        if (state.Entries is not null) _l2Loaded.Add(i);
+        if (state.Entries is not null)
+        {
+            _l2Loaded.Add(i);
+            _directory.Publish(i, state.Entries);
+        }
         // A fresh name each time: a stopped table's name is reserved until it has terminated.
         _l2Actors[i] = Context.ActorOf(L2TableActor.Props(state, _layout, _file, _header.Version >= 3), $"l2-{i}-{++_l2Generation}");
         _lruNodes[i] = _lru.AddFirst(i);
@@ -126,12 +130,14 @@ internal sealed partial class ImageSupervisor
                 _l2Actors.Remove(s.L1Index);
                 _l2States.Remove(s.L1Index);
                 _l2Loaded.Remove(s.L1Index);
+                _directory.Withdraw(s.L1Index);
                 if (_lruNodes.Remove(s.L1Index, out var node)) _lru.Remove(node);
                 _cacheBudget.Add(-_layout.ClusterSize);
                 ReplayStopped(s.L1Index, stopped: true);
                 return true;
             case L2Loaded l:
                 _l2Loaded.Add(l.L1Index);
+                if (_l2States.TryGetValue(l.L1Index, out var loaded) && loaded.Entries is not null) _directory.Publish(l.L1Index, loaded.Entries);
                 if (_awaitingLoad.Remove(l.L1Index, out var ready))
                     foreach (var (message2, sender) in ready) Self.Tell(message2, sender);
                 return true;

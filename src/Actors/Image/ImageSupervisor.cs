@@ -25,6 +25,7 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash
     private ClusterLayout _layout = null!;
     private IImageFile _file = null!;
     private ulong[] _l1 = [];
+    private L2Directory _directory = null!;
     private readonly HashSet<long> _l1Dirty = [];
     private readonly Dictionary<long, L2TableState> _l2States = [];
     private readonly Dictionary<long, IActorRef> _l2Actors = [];
@@ -109,6 +110,7 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash
         _header = opened.Header;
         _layout = _header.Layout;
         _l1 = opened.L1;
+        _directory = new L2Directory(_l1, _layout);
         _refTable = opened.RefcountTable;
         foreach (var (t, bytes) in opened.RefcountBlocks)
             _rcStates[t] = new RefcountBlockState(t, (long)(_refTable[t] & ~511UL), bytes, dirty: false);
@@ -150,7 +152,7 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash
         (_header.IncompatibleFeatures & FeatureBits.IncompatibleDirty) != 0);
 
     private ImageHandle Handle() => new(_name, _header.Size, (int)_header.Version, _layout, _file, _gate, _dataRefusal, _writeRefusal,
-        _header.BackingFile, (_header.IncompatibleFeatures & FeatureBits.IncompatibleDirty) != 0);
+        _header.BackingFile, (_header.IncompatibleFeatures & FeatureBits.IncompatibleDirty) != 0, _directory);
 
     private bool Refuse(ImageRefusal? refusal)
     {

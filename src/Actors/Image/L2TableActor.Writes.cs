@@ -112,7 +112,7 @@ internal sealed partial class L2TableActor
         }
         var entries = _state.Entries!;
         foreach (var (l2Index, slot, _) in plan.Publish)
-            entries[l2Index] = L2Entry.Data(plan.Clusters[slot].HostCluster, copied: true).ToRaw();
+            Volatile.Write(ref entries[l2Index], L2Entry.Data(plan.Clusters[slot].HostCluster, copied: true).ToRaw());
         _state.Dirty = true;
         Timers.Cancel(c.PlanId);
         if (plan.Replaced.Count > 0) Context.Parent.Tell(new ReleaseClusters([.. plan.Replaced]));
@@ -185,7 +185,7 @@ internal sealed partial class L2TableActor
             }
             if (next != entries[i])
             {
-                entries[i] = next;
+                Volatile.Write(ref entries[i], next); // readers map without a round trip (L2Directory)
                 _state.Dirty = true;
             }
         }

@@ -154,16 +154,24 @@ public sealed partial class ImageService : IImageService
     private async Task<List<MappedRun>> MapAsync(ImageHandle handle, long offset, long length, CancellationToken ct)
     {
         var parts = ByTable(handle.Layout, offset, length).ToArray();
-        var results = new RangeMapping[parts.Length];
-        using var limiter = new SemaphoreSlim(MapParallelism);
-        await Task.WhenAll(parts.Select(async (p, k) =>
+        var results = new IReadOnlyList<MappedRun>?[parts.Length];
+        // Tables in memory (and empty L1 slots) are mapped here; only the others cost a message.
+        for (int k = 0; k < parts.Length; k++)
+            results[k] = handle.Directory.TryMap(handle.Image, parts[k].Offset, parts[k].Length);
+        if (results.Any(r => r is null))
         {
-            await limiter.WaitAsync(ct).ConfigureAwait(false);
-            try { results[k] = await AskAsync<RangeMapping>(new MapRange(handle.Image, p.Offset, p.Length), ct).ConfigureAwait(false); }
-            finally { limiter.Release(); }
-        })).ConfigureAwait(false);
+            using var limiter = new SemaphoreSlim(MapParallelism);
+            await Task.WhenAll(parts.Select(async (p, k) =>
+            {
+                if (results[k] is not null) return;
+                await limiter.WaitAsync(ct).ConfigureAwait(false);
+                try { results[k] = (await AskAsync<RangeMapping>(new MapRange(handle.Image, p.Offset, p.Length), ct).ConfigureAwait(false)).Runs; }
+                finally { limiter.Release(); }
+            })).ConfigureAwait(false);
+        }
+        if (results.Length == 1) return results[0] as List<MappedRun> ?? [.. results[0]!];
         var runs = new List<MappedRun>();
-        foreach (var r in results) runs.AddRange(r.Runs);
+        foreach (var r in results) runs.AddRange(r!);
         return runs;
     }
 
