@@ -15,7 +15,10 @@ internal sealed class Engine : IAsyncDisposable
     public const long KiB = 1024;
     public const long MiB = 1024 * KiB;
     public const long GiB = 1024 * MiB;
-    private static readonly Config Hocon = ConfigurationFactory.ParseString("akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING");
+    /// <summary>Akka log level: WARNING unless QCOW_BENCH_AKKA_LOGLEVEL says otherwise (DEBUG also logs unhandled messages).</summary>
+    private static readonly Config Hocon = ConfigurationFactory.ParseString(
+        $"akka.loglevel = {Environment.GetEnvironmentVariable("QCOW_BENCH_AKKA_LOGLEVEL") ?? "WARNING"}\n" +
+        "akka.stdout-loglevel = WARNING\nakka.actor.debug.unhandled = on\nakka.actor.debug.lifecycle = on");
 
     private readonly bool _ownsDirectory;
 
@@ -44,11 +47,15 @@ internal sealed class Engine : IAsyncDisposable
 
     /// <summary>
     /// Closes the image (flush, close the file) and opens it again, so its L2 tables start unloaded.
-    /// The store holds the request that follows Passivate until the old incarnation has stopped.
+    /// The store holds a FlushImage sent after Passivate until the old incarnation has stopped, then
+    /// routes it to a new one. (Not GetInfo: the service answers that from its cached handle while the
+    /// old incarnation's gate is still open, and a request inside that gate would then wait on the store
+    /// for the close that waits on it.) GetInfo then attaches the new incarnation.
     /// </summary>
     public async Task ReopenAsync(string image)
     {
         Store.Tell(new Passivate(image));
+        await Service.FlushAsync(image, CancellationToken.None).ConfigureAwait(false);
         await Service.GetInfoAsync(image, CancellationToken.None).ConfigureAwait(false);
     }
 

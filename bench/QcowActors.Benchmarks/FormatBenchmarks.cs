@@ -38,7 +38,7 @@ public class RefcountBlockBenchmarks
     {
         _entries = RefcountBlock.EntriesIn(BlockBytes, Order);
         ulong max = RefcountBlock.MaxValue(Order);
-        for (long i = 0; i < _entries; i++) RefcountBlock.Set(_block, i, Order, (ulong)i % 3 % (max + 1));
+        for (long i = 0; i < _entries; i++) RefcountBlock.Set(_block, i, Order, Math.Min((ulong)i % 3, max));
     }
 
     /// <summary>Reads the whole block (entries: 524288, 32768, 8192 for orders 0, 4, 6).</summary>

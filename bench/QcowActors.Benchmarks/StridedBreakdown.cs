@@ -8,14 +8,12 @@ namespace QcowActors.Benchmarks;
 
 /// <summary>
 /// Where the time of a strided allocating write goes: the same pattern as <see cref="StridedWrites"/>,
-/// but each write replays the steps of <c>ImageService.WriteAsync</c> against the store actor
-/// with a stopwatch around each: attach (ask AttachImage, enter the gate), prepare (ask
-/// PrepareWrite: L2 actor → supervisor allocates and counts → L2 actor → reply), data (the
-/// zero-filled cluster written, as ImageService.FillClusterAsync does), commit (ask CommitWrite).
-/// With <c>--data-only</c> the data step writes the 4 KiB alone, a what-if for skipping the zero
-/// fill of a cluster past the old end of the file (every cluster of a fresh image is, so the image
-/// stays correct here).
-/// Usage: <c>--strided-breakdown &lt;dir&gt; [count] [depth] [--data-only]</c>.
+/// but each write replays the steps of <c>ImageService.WriteAsync</c> against the store actor with a
+/// stopwatch around each: gate (enter the I/O gate of the handle attached once, as the service's
+/// handle cache does), prepare (ask PrepareWrite: L2 actor → supervisor allocates and counts → L2
+/// actor → reply), data (the bytes written as ImageService.ExecuteAsync/FillClusterAsync do: 4 KiB
+/// when the plan says no fill, else the whole cluster), commit (ask CommitWrite).
+/// Usage: <c>--strided-breakdown &lt;dir&gt; [count] [depth]</c>.
 /// </summary>
 internal static class StridedBreakdown
 {
@@ -25,10 +23,10 @@ internal static class StridedBreakdown
 
     private sealed class Totals
     {
-        public long Attach, Prepare, Data, Commit;
-        public void Add(long attach, long prepare, long data, long commit)
+        public long Gate, Prepare, Data, Commit, FilledClusters;
+        public void Add(long gate, long prepare, long data, long commit)
         {
-            Interlocked.Add(ref Attach, attach);
+            Interlocked.Add(ref Gate, gate);
             Interlocked.Add(ref Prepare, prepare);
             Interlocked.Add(ref Data, data);
             Interlocked.Add(ref Commit, commit);
@@ -37,11 +35,10 @@ internal static class StridedBreakdown
 
     public static async Task<int> RunAsync(string[] args)
     {
-        bool dataOnly = args.Contains("--data-only");
-        var rest = args.Where(a => a != "--data-only").ToArray();
+        var rest = args;
         if (rest.Length < 2)
         {
-            Console.Error.WriteLine("usage: --strided-breakdown <dir> [count] [depth] [--data-only]");
+            Console.Error.WriteLine("usage: --strided-breakdown <dir> [count] [depth]");
             return 2;
         }
         int count = rest.Length > 2 ? int.Parse(rest[2], CultureInfo.InvariantCulture) : 32768;
@@ -57,6 +54,7 @@ internal static class StridedBreakdown
         new Random(11).NextBytes(data);
         var store = engine.Store;
         var totals = new Totals();
+        var handle = await store.Ask<ImageHandle>(new AttachImage(image), timeout);
 
         var clock = Stopwatch.StartNew();
         int next = -1;
@@ -66,18 +64,18 @@ internal static class StridedBreakdown
             {
                 long offset = i % slots * Stride;
                 long t0 = Stopwatch.GetTimestamp();
-                var handle = await store.Ask<ImageHandle>(new AttachImage(image), timeout).ConfigureAwait(false);
                 using var token = handle.Gate.TryEnter() ?? throw new InvalidOperationException("image closing");
                 long t1 = Stopwatch.GetTimestamp();
                 var plan = await store.Ask<WritePlan>(new PrepareWrite(image, offset, WriteSize), timeout).ConfigureAwait(false);
                 long t2 = Stopwatch.GetTimestamp();
                 foreach (var c in plan.Clusters)
                 {
-                    if (c.Fill == ClusterFill.None || dataOnly)
+                    if (c.Fill == ClusterFill.None)
                     {
                         await handle.File.WriteAsync(data, c.HostCluster + c.OffsetInCluster, CancellationToken.None).ConfigureAwait(false);
                         continue;
                     }
+                    Interlocked.Increment(ref totals.FilledClusters);
                     int cs = handle.Layout.ClusterSize;
                     byte[] buffer = ArrayPool<byte>.Shared.Rent(cs);
                     try
@@ -103,9 +101,9 @@ internal static class StridedBreakdown
 
         double Us(long ticks) => ticks * 1e6 / Stopwatch.Frequency / count;
         Console.WriteLine(FormattableString.Invariant(
-            $"strided-breakdown depth={depth} count={count} data-only={dataOnly} iops={Math.Round(count / seconds)} writes={writes:F3}s flush={seconds - writes:F3}s"));
+            $"strided-breakdown depth={depth} count={count} iops={Math.Round(count / seconds)} writes={writes:F3}s flush={seconds - writes:F3}s"));
         Console.WriteLine(FormattableString.Invariant(
-            $"  mean latency per write (us): attach={Us(totals.Attach):F1} prepare+allocate={Us(totals.Prepare):F1} data={Us(totals.Data):F1} commit={Us(totals.Commit):F1} total={Us(totals.Attach + totals.Prepare + totals.Data + totals.Commit):F1}"));
+            $"  mean latency per write (us): gate={Us(totals.Gate):F1} prepare+allocate={Us(totals.Prepare):F1} data={Us(totals.Data):F1} commit={Us(totals.Commit):F1} total={Us(totals.Gate + totals.Prepare + totals.Data + totals.Commit):F1}; zero-filled clusters={totals.FilledClusters}"));
         var check = Qemu("check", engine.PathOf(image));
         Console.WriteLine("  qemu-img check: " + check.Split('\n').FirstOrDefault(l => l.Length > 0));
         File.Delete(engine.PathOf(image));

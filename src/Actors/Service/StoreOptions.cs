@@ -9,7 +9,7 @@ public sealed class StoreOptions
     /// <summary>Close an image after this long without requests.</summary>
     public TimeSpan PassivateAfter { get; set; } = TimeSpan.FromMinutes(2);
     /// <summary>L2 tables kept in memory per open image (least recently used clean ones are dropped beyond it).</summary>
-    public long L2CacheBytesPerImage { get; set; } = 32L * 1024 * 1024;
+    public long L2CacheBytesPerImage { get; set; } = 128L * 1024 * 1024;
     /// <summary>L2 tables kept in memory over all open images.</summary>
     public long L2CacheBytesTotal { get; set; } = 256L * 1024 * 1024;
     /// <summary>How long a request waits for an image actor's answer.</summary>

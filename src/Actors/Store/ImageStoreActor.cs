@@ -30,7 +30,7 @@ public sealed class ImageStoreActor : ReceiveActor
 
     public ImageStoreActor(string directory, IImageFileSystem fs, TimeSpan passivateAfter, L2CacheBudget? cacheBudget = null)
     {
-        _cacheBudget = cacheBudget ?? new L2CacheBudget(32L << 20, 256L << 20);
+        _cacheBudget = cacheBudget ?? new L2CacheBudget(128L << 20, 256L << 20);
         _directory = directory;
         _fs = fs;
         _passivateAfter = passivateAfter;
