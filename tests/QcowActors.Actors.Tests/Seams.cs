@@ -2,10 +2,55 @@ using QcowActors.Actors.Io;
 
 namespace QcowActors.Actors.Tests;
 
-/// <summary>A file system whose image writes can be held at the I/O seam until released.</summary>
-public sealed class HoldingFileSystem : IImageFileSystem
+/// <summary>
+/// The real file system with hooks at the I/O seam: before each write, before each read, after
+/// each write and at each fsync. The test seams below are configurations of it.
+/// </summary>
+public class InterceptingFileSystem : IImageFileSystem
 {
     private readonly DiskFileSystem _inner = new();
+
+    /// <summary>Awaited before a write reaches the file; may throw to fail it.</summary>
+    protected virtual ValueTask BeforeWriteAsync(long offset, ReadOnlyMemory<byte> data, CancellationToken ct) => ValueTask.CompletedTask;
+    /// <summary>Returns an exception to fail a read at that offset, or null.</summary>
+    protected virtual Exception? ReadFault(long offset) => null;
+    protected virtual void AfterWrite(long offset, ReadOnlyMemory<byte> data) { }
+    /// <summary>Called when an fsync starts: only writes completed before then are surely covered.</summary>
+    protected virtual void FsyncStarting() { }
+
+    public IImageFile Open(string path, bool writable) => new File(_inner.Open(path, writable), this);
+    public Task CreateAtomicAsync(string finalPath, IReadOnlyList<(long Offset, byte[] Bytes)> writes, long length, CancellationToken ct)
+        => _inner.CreateAtomicAsync(finalPath, writes, length, ct);
+    public void SyncDirectory(string directory) => _inner.SyncDirectory(directory);
+
+    private sealed class File(IImageFile inner, InterceptingFileSystem fs) : IImageFile
+    {
+        public string Path => inner.Path;
+        public long Length => inner.Length;
+
+        public ValueTask ReadAsync(Memory<byte> buffer, long offset, CancellationToken ct)
+            => fs.ReadFault(offset) is { } fault ? ValueTask.FromException(fault) : inner.ReadAsync(buffer, offset, ct);
+
+        public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, long offset, CancellationToken ct)
+        {
+            await fs.BeforeWriteAsync(offset, data, ct);
+            await inner.WriteAsync(data, offset, ct);
+            fs.AfterWrite(offset, data);
+        }
+
+        public async ValueTask FlushAsync(CancellationToken ct)
+        {
+            fs.FsyncStarting();
+            await inner.FlushAsync(ct);
+        }
+
+        public ValueTask DisposeAsync() => inner.DisposeAsync();
+    }
+}
+
+/// <summary>Image writes can be held at the seam until released.</summary>
+public sealed class HoldingFileSystem : InterceptingFileSystem
+{
     private volatile TaskCompletionSource? _hold;
     private readonly TaskCompletionSource _reached = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -15,35 +60,19 @@ public sealed class HoldingFileSystem : IImageFileSystem
     /// <summary>Completes when a write reached the seam and is being held.</summary>
     public Task WriteHeld => _reached.Task;
 
-    public IImageFile Open(string path, bool writable) => new HoldingFile(_inner.Open(path, writable), this);
-    public Task CreateAtomicAsync(string finalPath, IReadOnlyList<(long Offset, byte[] Bytes)> writes, long length, CancellationToken ct)
-        => _inner.CreateAtomicAsync(finalPath, writes, length, ct);
-    public void SyncDirectory(string directory) => _inner.SyncDirectory(directory);
-
-    private sealed class HoldingFile(IImageFile inner, HoldingFileSystem fs) : IImageFile
+    protected override async ValueTask BeforeWriteAsync(long offset, ReadOnlyMemory<byte> data, CancellationToken ct)
     {
-        public string Path => inner.Path;
-        public long Length => inner.Length;
-        public ValueTask ReadAsync(Memory<byte> buffer, long offset, CancellationToken ct) => inner.ReadAsync(buffer, offset, ct);
-        public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, long offset, CancellationToken ct)
+        if (_hold is { } hold)
         {
-            var hold = fs._hold;
-            if (hold is not null)
-            {
-                fs._reached.TrySetResult();
-                await hold.Task.WaitAsync(ct);
-            }
-            await inner.WriteAsync(data, offset, ct);
+            _reached.TrySetResult();
+            await hold.Task.WaitAsync(ct);
         }
-        public ValueTask FlushAsync(CancellationToken ct) => inner.FlushAsync(ct);
-        public ValueTask DisposeAsync() => inner.DisposeAsync();
     }
 }
 
-/// <summary>Records every write and fsync on image files, in the order they completed.</summary>
-public sealed class RecordingFileSystem : IImageFileSystem
+/// <summary>Records every write and fsync on image files, in the order they completed (fsyncs as they started).</summary>
+public sealed class RecordingFileSystem : InterceptingFileSystem
 {
-    private readonly DiskFileSystem _inner = new();
     private readonly object _sync = new();
     private readonly List<Op> _ops = [];
 
@@ -56,85 +85,31 @@ public sealed class RecordingFileSystem : IImageFileSystem
         get { lock (_sync) return _ops.ToArray(); }
     }
 
-    public void Clear()
+    protected override void AfterWrite(long offset, ReadOnlyMemory<byte> data)
     {
-        lock (_sync) _ops.Clear();
+        lock (_sync) _ops.Add(new WriteOp(offset, data.ToArray()));
     }
 
-    public IImageFile Open(string path, bool writable) => new RecordingFile(_inner.Open(path, writable), this);
-    public Task CreateAtomicAsync(string finalPath, IReadOnlyList<(long Offset, byte[] Bytes)> writes, long length, CancellationToken ct)
-        => _inner.CreateAtomicAsync(finalPath, writes, length, ct);
-    public void SyncDirectory(string directory) => _inner.SyncDirectory(directory);
-
-    private void Add(Op op)
+    protected override void FsyncStarting()
     {
-        lock (_sync) _ops.Add(op);
-    }
-
-    private sealed class RecordingFile(IImageFile inner, RecordingFileSystem fs) : IImageFile
-    {
-        public string Path => inner.Path;
-        public long Length => inner.Length;
-        public ValueTask ReadAsync(Memory<byte> buffer, long offset, CancellationToken ct) => inner.ReadAsync(buffer, offset, ct);
-        public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, long offset, CancellationToken ct)
-        {
-            await inner.WriteAsync(data, offset, ct);
-            fs.Add(new WriteOp(offset, data.ToArray()));
-        }
-        public async ValueTask FlushAsync(CancellationToken ct)
-        {
-            // Recorded when it starts: only writes that completed before then are surely covered by it.
-            fs.Add(new FsyncOp());
-            await inner.FlushAsync(ct);
-        }
-        public ValueTask DisposeAsync() => inner.DisposeAsync();
+        lock (_sync) _ops.Add(new FsyncOp());
     }
 }
 
-/// <summary>A file system whose image writes fail with ENOSPC while armed.</summary>
-public sealed class FullDiskFileSystem : IImageFileSystem
+/// <summary>Image writes fail with ENOSPC while <see cref="Full"/> is set.</summary>
+public sealed class FullDiskFileSystem : InterceptingFileSystem
 {
-    private readonly DiskFileSystem _inner = new();
     public volatile bool Full;
 
-    public IImageFile Open(string path, bool writable) => new FullFile(_inner.Open(path, writable), this);
-    public Task CreateAtomicAsync(string finalPath, IReadOnlyList<(long Offset, byte[] Bytes)> writes, long length, CancellationToken ct)
-        => _inner.CreateAtomicAsync(finalPath, writes, length, ct);
-    public void SyncDirectory(string directory) => _inner.SyncDirectory(directory);
-
-    private sealed class FullFile(IImageFile inner, FullDiskFileSystem fs) : IImageFile
-    {
-        public string Path => inner.Path;
-        public long Length => inner.Length;
-        public ValueTask ReadAsync(Memory<byte> buffer, long offset, CancellationToken ct) => inner.ReadAsync(buffer, offset, ct);
-        public ValueTask WriteAsync(ReadOnlyMemory<byte> data, long offset, CancellationToken ct)
-            => fs.Full ? ValueTask.FromException(new IOException("No space left on device", 28)) : inner.WriteAsync(data, offset, ct);
-        public ValueTask FlushAsync(CancellationToken ct) => inner.FlushAsync(ct);
-        public ValueTask DisposeAsync() => inner.DisposeAsync();
-    }
+    protected override ValueTask BeforeWriteAsync(long offset, ReadOnlyMemory<byte> data, CancellationToken ct)
+        => Full ? ValueTask.FromException(new IOException("No space left on device", 28)) : ValueTask.CompletedTask;
 }
 
-/// <summary>A file system whose reads at one offset fail while armed (e.g. an L2 table's cluster).</summary>
-public sealed class ReadFaultFileSystem : IImageFileSystem
+/// <summary>Reads at one offset (e.g. an L2 table's cluster) fail with EIO while armed.</summary>
+public sealed class ReadFaultFileSystem : InterceptingFileSystem
 {
-    private readonly DiskFileSystem _inner = new();
     public long FailReadsAt = -1;
 
-    public IImageFile Open(string path, bool writable) => new FaultyFile(_inner.Open(path, writable), this);
-    public Task CreateAtomicAsync(string finalPath, IReadOnlyList<(long Offset, byte[] Bytes)> writes, long length, CancellationToken ct)
-        => _inner.CreateAtomicAsync(finalPath, writes, length, ct);
-    public void SyncDirectory(string directory) => _inner.SyncDirectory(directory);
-
-    private sealed class FaultyFile(IImageFile inner, ReadFaultFileSystem fs) : IImageFile
-    {
-        public string Path => inner.Path;
-        public long Length => inner.Length;
-        public ValueTask ReadAsync(Memory<byte> buffer, long offset, CancellationToken ct)
-            => offset == Volatile.Read(ref fs.FailReadsAt)
-                ? ValueTask.FromException(new IOException("Input/output error", 5))
-                : inner.ReadAsync(buffer, offset, ct);
-        public ValueTask WriteAsync(ReadOnlyMemory<byte> data, long offset, CancellationToken ct) => inner.WriteAsync(data, offset, ct);
-        public ValueTask FlushAsync(CancellationToken ct) => inner.FlushAsync(ct);
-        public ValueTask DisposeAsync() => inner.DisposeAsync();
-    }
+    protected override Exception? ReadFault(long offset)
+        => offset == Volatile.Read(ref FailReadsAt) ? new IOException("Input/output error", 5) : null;
 }
