@@ -12,9 +12,8 @@ internal sealed partial class ImageSupervisor
     private bool _drained;
     private bool _finalFlushOk = true;
 
-    private void BeginClose(IActorRef requester)
+    private void BeginClose()
     {
-        _closeRequester = requester;
         if (_closing) return;
         _closing = true;
         Context.SetReceiveTimeout(null);
@@ -32,12 +31,27 @@ internal sealed partial class ImageSupervisor
             case FileClosed:
                 _fileClosed = true;
                 if (!_finalFlushOk) _log.Warning("Image {0} closed with unflushed metadata; it will be repaired on next open", _name);
-                _closeRequester?.Tell(new Store.ImageClosed(_name));
-                Context.Stop(Self);
+                HandOver();
                 return true;
             default:
                 return false;
         }
+    }
+
+    /// <summary>
+    /// The store keeps routing to us until it has our ReadyToStop; whatever reaches us after it goes
+    /// back to the store, which holds it for the next incarnation. Its StopNow comes after every
+    /// message it sent us, so nothing is dropped.
+    /// </summary>
+    private void HandOver()
+    {
+        _directory?.Clear();
+        Context.Parent.Tell(new Store.ImageReadyToStop(_name));
+        Become(message =>
+        {
+            if (message is Store.StopNow) Context.Stop(Self);
+            else if (message is IImageMessage) Context.Parent.Forward(message);
+        });
     }
 
     /// <summary>Called when a flush finished and no other is waiting.</summary>

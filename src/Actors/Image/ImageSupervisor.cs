@@ -31,7 +31,6 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash
     private readonly Dictionary<long, IActorRef> _l2Actors = [];
     private ImageRefusal? _dataRefusal;
     private ImageRefusal? _writeRefusal;
-    private IActorRef? _closeRequester;
 
     private readonly L2CacheBudget _cacheBudget;
 
@@ -90,7 +89,7 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash
 
     private void FailAll(object message, ImageException error)
     {
-        if (message is CloseImage) Context.Stop(Self);
+        if (message is CloseImage) HandOver();
         else if (message is IImageMessage) Sender.Tell(new Status.Failure(error));
     }
 
@@ -137,7 +136,7 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash
             case AllocateForPlan a: AllocateForPlan(a); break;
             case ReleaseClusters r: _pendingDecrements.AddRange(r.HostClusters); break;
             case FlushImage: RequestFlush(Sender); break;
-            case CloseImage: BeginClose(Sender); break;
+            case CloseImage: BeginClose(); break;
             case ReceiveTimeout:
                 if (_gate.IsIdle && _flush is null) Context.Parent.Tell(new Store.Passivate(_name));
                 break;

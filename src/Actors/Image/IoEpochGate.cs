@@ -49,9 +49,15 @@ public sealed class IoEpochGate
         }
     }
 
+    private readonly CancellationTokenSource _closing = new();
+
+    /// <summary>Cancelled when the gate closes (its image incarnation is going away).</summary>
+    public CancellationToken Closing => _closing.Token;
+
     /// <summary>Refuses new entries and completes when every request in flight has left.</summary>
     public Task CloseAsync()
     {
+        if (!_closing.IsCancellationRequested) _closing.Cancel();
         lock (_sync)
         {
             _closed = true;

@@ -26,6 +26,8 @@ public sealed class L2Directory
 
     internal void Publish(long l1Index, ulong[] entries) => _tables[l1Index] = entries;
     internal void Withdraw(long l1Index) => _tables.TryRemove(l1Index, out _);
+    /// <summary>At close: a handle that outlives the incarnation keeps no tables alive.</summary>
+    internal void Clear() => _tables.Clear();
 
     /// <summary>
     /// Maps [offset, offset+length) inside one L2 table's range when it can be done locally:

@@ -100,7 +100,11 @@ public sealed partial class ImageService : IImageService
             var token = handle.Gate.TryEnter();
             if (token is not null)
             {
-                _handles[name] = handle;
+                if (_handles.TryAdd(name, handle))
+                {
+                    // Forget it as soon as that incarnation closes: a closed handle must hold no memory.
+                    handle.Gate.Closing.Register(() => _handles.TryRemove(new KeyValuePair<string, ImageHandle>(name, handle)));
+                }
                 return (handle, token);
             }
             if (attempt > 200) throw new ImageException(ImageError.Unavailable, $"image '{name}' is closing; try again");

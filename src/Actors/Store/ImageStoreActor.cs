@@ -19,7 +19,9 @@ public sealed class ImageStoreActor : ReceiveActor
     private readonly L2CacheBudget _cacheBudget;
     private readonly Dictionary<string, IActorRef> _open = [];
     private readonly Dictionary<IActorRef, string> _names = [];
-    /// <summary>Images being closed, with the messages that arrived meanwhile.</summary>
+    /// <summary>Images asked to close; they keep getting their messages until they are ready to stop.</summary>
+    private readonly HashSet<string> _closeRequested = [];
+    /// <summary>Images stopping (or files being deleted), with the messages that arrived meanwhile.</summary>
     private readonly Dictionary<string, List<(object Message, IActorRef Sender)>> _closing = [];
     private readonly Dictionary<string, IActorRef> _deleteRequests = [];
     private readonly HashSet<string> _creating = [];
@@ -50,7 +52,12 @@ public sealed class ImageStoreActor : ReceiveActor
             Replay(d.Image);
         });
         Receive<Passivate>(p => BeginClose(p.Image));
-        Receive<ImageClosed>(_ => { });
+        Receive<ImageReadyToStop>(r =>
+        {
+            if (!_open.TryGetValue(r.Image, out var image)) return;
+            _closing.TryAdd(r.Image, []); // from now on messages for it wait for the next incarnation
+            image.Tell(new StopNow());
+        });
         Receive<Terminated>(t => OnTerminated(t.ActorRef));
         Receive<StopAllImages>(_ =>
         {
@@ -97,10 +104,13 @@ public sealed class ImageStoreActor : ReceiveActor
         image.Forward(message);
     }
 
+    /// <summary>
+    /// Requests already inside the image may still need its answers (mappings, commits) before it
+    /// can drain, so messages keep flowing to it until it says it is ready to stop.
+    /// </summary>
     private void BeginClose(string name)
     {
-        if (!_open.TryGetValue(name, out var image) || _closing.ContainsKey(name)) return;
-        _closing[name] = [];
+        if (!_open.TryGetValue(name, out var image) || !_closeRequested.Add(name)) return;
         image.Tell(new CloseImage(name));
     }
 
@@ -108,6 +118,7 @@ public sealed class ImageStoreActor : ReceiveActor
     {
         if (!_names.Remove(image, out var name)) return;
         _open.Remove(name);
+        _closeRequested.Remove(name);
         if (_deleteRequests.Remove(name, out var requester))
         {
             DeleteFile(name, requester);
@@ -179,9 +190,9 @@ public sealed class ImageStoreActor : ReceiveActor
             Sender.Tell(new Status.Failure(new ImageException(ImageError.InvalidArgument, $"'{name}' is not a valid image name")));
             return;
         }
-        if (_closing.TryGetValue(name, out var waiting) && !_deleteRequests.ContainsKey(name))
+        if (_closing.TryGetValue(name, out var waiting) && !_open.ContainsKey(name))
         {
-            waiting.Add((d, Sender));
+            waiting.Add((d, Sender)); // the file is being deleted: answer after that
             return;
         }
         if (_open.ContainsKey(name))

@@ -17,8 +17,11 @@ public sealed record ListImages;
 /// <summary>Image to store: idle, please close me (the store stops routing to it meanwhile).</summary>
 public sealed record Passivate(string Image);
 
-/// <summary>Image to whoever asked it to close: closed cleanly.</summary>
-public sealed record ImageClosed(string Image);
+/// <summary>Image to store: file closed; hold my messages from now on and send <see cref="StopNow"/>.</summary>
+public sealed record ImageReadyToStop(string Image);
+
+/// <summary>Store to a closed image: every message routed to you has been sent; stop.</summary>
+public sealed record StopNow;
 
 /// <summary>Flushes and closes every open image. Reply: <see cref="StoreStopped"/>.</summary>
 public sealed record StopAllImages;
