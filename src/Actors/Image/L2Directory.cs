@@ -47,6 +47,31 @@ public sealed class L2Directory
         return runs;
     }
 
+    /// <summary>Extents of table i when they can be computed locally (empty L1 slot or published table); null = ask its actor.</summary>
+    internal IReadOnlyList<ExtentRun>? TryExtents(long i)
+    {
+        long start = Layout.L2TableStart(i);
+        if (L1Entry.From(Volatile.Read(ref L1[i])).IsUnallocated) return [new ExtentRun(start, Layout.L2Coverage, ExtentKind.Zero)];
+        return _tables.TryGetValue(i, out var entries) ? ExtentsOf(entries, Layout, start) : null;
+    }
+
+    /// <summary>Runs of data and of clusters that read as zeros, adjacent equal kinds merged.</summary>
+    internal static List<ExtentRun> ExtentsOf(ulong[] entries, ClusterLayout layout, long tableStart)
+    {
+        int cs = layout.ClusterSize;
+        var runs = new List<ExtentRun>();
+        for (int i = 0; i < entries.Length; i++)
+        {
+            var e = L2Entry.From(Volatile.Read(ref entries[i]));
+            var kind = e.IsCompressed || e.IsData ? ExtentKind.Data : ExtentKind.Zero;
+            if (runs.Count > 0 && runs[^1].Kind == kind)
+                runs[^1] = runs[^1] with { Length = runs[^1].Length + cs };
+            else
+                runs.Add(new ExtentRun(tableStart + (long)i * cs, cs, kind));
+        }
+        return runs;
+    }
+
     /// <summary>Appends merged runs for the range (inside one table); returns the offset of a compressed cluster met, if any.</summary>
     internal static long? MapEntries(ulong[] entries, ClusterLayout layout, long offset, long length, List<MappedRun> runs)
     {

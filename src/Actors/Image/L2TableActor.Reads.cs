@@ -13,21 +13,5 @@ internal sealed partial class L2TableActor
         return compressedAt is { } at ? new Status.Failure(Compressed(at)) : new RangeMapping(runs);
     }
 
-    private ExtentRuns Extents()
-    {
-        var entries = _state.Entries!;
-        int cs = _layout.ClusterSize;
-        var runs = new List<ExtentRun>();
-        for (int i = 0; i < entries.Length; i++)
-        {
-            var e = L2Entry.From(entries[i]);
-            var kind = e.IsCompressed || e.IsData ? ExtentKind.Data : ExtentKind.Zero;
-            long start = TableStart + (long)i * cs;
-            if (runs.Count > 0 && runs[^1].Kind == kind)
-                runs[^1] = runs[^1] with { Length = runs[^1].Length + cs };
-            else
-                runs.Add(new ExtentRun(start, cs, kind));
-        }
-        return new ExtentRuns(runs);
-    }
+    private ExtentRuns Extents() => new(L2Directory.ExtentsOf(_state.Entries!, _layout, TableStart));
 }

@@ -46,12 +46,19 @@ internal sealed partial class L2TableActor : UntypedActor, IWithStash, IWithTime
 
     private async Task<ulong[]> LoadAsync()
     {
-        var bytes = new byte[_layout.ClusterSize];
-        await _file.ReadAsync(bytes, _state.HostOffset, CancellationToken.None).ConfigureAwait(false);
-        var entries = new ulong[_layout.L2Entries];
-        for (int i = 0; i < entries.Length; i++)
-            entries[i] = BinaryPrimitives.ReadUInt64BigEndian(bytes.AsSpan(i * 8));
-        return entries;
+        byte[] bytes = System.Buffers.ArrayPool<byte>.Shared.Rent(_layout.ClusterSize);
+        try
+        {
+            await _file.ReadAsync(bytes.AsMemory(0, _layout.ClusterSize), _state.HostOffset, CancellationToken.None).ConfigureAwait(false);
+            var entries = new ulong[_layout.L2Entries];
+            for (int i = 0; i < entries.Length; i++)
+                entries[i] = BinaryPrimitives.ReadUInt64BigEndian(bytes.AsSpan(i * 8));
+            return entries;
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(bytes);
+        }
     }
 
     private void Loading(object message)

@@ -186,15 +186,16 @@ public sealed partial class ImageService : IImageService
         {
             ThrowIfRefused(handle, write: false);
             long tables = handle.Layout.L1EntriesFor(handle.VirtualSize);
-            var results = new ExtentRuns[tables];
+            var results = new IReadOnlyList<ExtentRun>?[tables];
+            for (long i = 0; i < tables; i++) results[i] = handle.Directory.TryExtents(i); // no message for tables in memory
             using var limiter = new SemaphoreSlim(MapParallelism);
-            await Task.WhenAll(Enumerable.Range(0, (int)tables).Select(async i =>
+            await Task.WhenAll(Enumerable.Range(0, (int)tables).Where(i => results[i] is null).Select(async i =>
             {
                 await limiter.WaitAsync(ct).ConfigureAwait(false);
-                try { results[i] = await AskAsync<ExtentRuns>(new GetL2Extents(name, i), ct).ConfigureAwait(false); }
+                try { results[i] = (await AskAsync<ExtentRuns>(new GetL2Extents(name, i), ct).ConfigureAwait(false)).Runs; }
                 finally { limiter.Release(); }
             })).ConfigureAwait(false);
-            return MergeExtents(results.SelectMany(r => r.Runs), handle.VirtualSize);
+            return MergeExtents(results.SelectMany(r => r!), handle.VirtualSize);
         }
     }
 
