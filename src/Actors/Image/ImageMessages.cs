@@ -11,9 +11,6 @@ public interface IImageMessage
 
 // ---- Requests from the service (through the store) ----
 
-/// <summary>Reply: <see cref="Service.ImageInfo"/>.</summary>
-public sealed record GetImageInfo(string Image) : IImageMessage;
-
 /// <summary>Reply: <see cref="ImageHandle"/>: what a request needs to move bytes itself.</summary>
 public sealed record AttachImage(string Image) : IImageMessage;
 

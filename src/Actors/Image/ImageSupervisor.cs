@@ -124,7 +124,6 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash
     {
         switch (message)
         {
-            case GetImageInfo: Sender.Tell(Info()); break;
             case AttachImage: Sender.Tell(Handle()); break;
             case MapRange m: RouteRead(m, m.Offset); break;
             case GetL2Extents e: RouteExtents(e); break;
@@ -145,10 +144,6 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash
                 break;
         }
     }
-
-    private ImageInfo Info() => new(_name, "qcow2", (int)_header.Version, _header.Size, _file.Length,
-        _layout.ClusterSize, _layout.RefcountBits, _header.BackingFile,
-        (_header.IncompatibleFeatures & FeatureBits.IncompatibleDirty) != 0);
 
     private ImageHandle Handle() => new(_name, _header.Size, (int)_header.Version, _layout, _file, _gate, _dataRefusal, _writeRefusal,
         _header.BackingFile, (_header.IncompatibleFeatures & FeatureBits.IncompatibleDirty) != 0, _directory);

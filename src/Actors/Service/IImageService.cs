@@ -47,7 +47,13 @@ public sealed record ImageInfo(
     int ClusterSize,
     int RefcountBits,
     string? Backing,
-    bool Dirty);
+    bool Dirty)
+{
+    /// <summary>The info of an image file from its header and its length on disk.</summary>
+    public static ImageInfo FromHeader(string name, QcowActors.Format.QcowHeader h, long actualSize)
+        => new(name, "qcow2", (int)h.Version, h.Size, actualSize, h.ClusterSize, h.RefcountBits, h.BackingFile,
+            (h.IncompatibleFeatures & QcowActors.Format.FeatureBits.IncompatibleDirty) != 0);
+}
 
 /// <summary>
 /// A fully mapped read. Copy it into a PipeWriter (RandomAccess reads straight into the writer's

@@ -174,7 +174,7 @@ public sealed class ImageStoreActor : ReceiveActor
         _fs.CreateAtomicAsync(path, plan.Writes, plan.FileLength, CancellationToken.None).ContinueWith(t =>
         {
             object result = t.IsCompletedSuccessfully
-                ? new ImageInfo(name, "qcow2", (int)header.Version, header.Size, plan.FileLength, header.ClusterSize, header.RefcountBits, null, false)
+                ? ImageInfo.FromHeader(name, header, plan.FileLength)
                 : new Status.Failure(t.Exception!.InnerException is IOException io && File.Exists(path) && !IoErrors.IsDiskFull(io)
                     ? new ImageException(ImageError.AlreadyExists, $"image '{name}' already exists")
                     : IoErrors.Map(t.Exception!.InnerException!, name));

@@ -41,8 +41,7 @@ internal static class StoreListing
                 }
             }
             var h = QcowHeader.Parse(probe, length);
-            return new ImageInfo(name, "qcow2", (int)h.Version, h.Size, length, h.ClusterSize, h.RefcountBits, h.BackingFile,
-                (h.IncompatibleFeatures & FeatureBits.IncompatibleDirty) != 0);
+            return ImageInfo.FromHeader(name, h, length);
         }
         catch (Exception e) when (e is QcowFormatException or IOException or UnauthorizedAccessException)
         {
