@@ -29,12 +29,31 @@ internal static class ApiHost
         builder.Configuration.AddEnvironmentVariables("ASPNETCORE_");
         builder.Configuration.AddCommandLine(args);
 
+        UseInlineScheduling(builder);
         AddServices(builder.Services, builder.Configuration);
         addStore(builder.Services);
 
         WebApplication app = builder.Build();
         UsePipeline(app);
         return app;
+    }
+
+    /// <summary>
+    /// Http:InlineScheduling (default true): request code runs on the thread that received the bytes,
+    /// as in nginx's event loop, instead of hopping to the thread pool twice per request; random
+    /// 4 KiB GETs cost ~20% less CPU. Safe because no handler blocks: the actors run on their own
+    /// dispatcher, file reads block only on page-cache hits (PageCacheRead) and everything else is awaited.
+    /// </summary>
+    private static void UseInlineScheduling(WebApplicationBuilder builder)
+    {
+        if (!builder.Configuration.GetValue("Http:InlineScheduling", true))
+            return;
+        builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = true);
+        // Read once when the first socket is created (after this point): socket completions then run
+        // on the epoll threads too, which is what lets Kestrel's inline scheduling skip the pool.
+        const string inlineCompletions = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
+        if (Environment.GetEnvironmentVariable(inlineCompletions) is null)
+            Environment.SetEnvironmentVariable(inlineCompletions, "1");
     }
 
     private static void AddServices(IServiceCollection services, IConfiguration configuration)

@@ -17,7 +17,31 @@ public sealed class RandomAccessImageFile : IImageFile
     public string Path { get; }
     public long Length => RandomAccess.GetLength(_handle);
 
-    public async ValueTask ReadAsync(Memory<byte> buffer, long offset, CancellationToken ct)
+    /// <summary>Reads up to this size first try the page cache on the caller's thread (see <see cref="PageCacheRead"/>).</summary>
+    private const int CachedReadBytes = 64 * 1024;
+
+    public ValueTask ReadAsync(Memory<byte> buffer, long offset, CancellationToken ct)
+    {
+        if (buffer.Length <= CachedReadBytes)
+        {
+            ct.ThrowIfCancellationRequested();
+            int n = PageCacheRead.TryRead(_handle, buffer.Span, offset);
+            if (n == 0)
+            {
+                buffer.Span.Clear(); // sparse tail past EOF reads as zeros
+                return ValueTask.CompletedTask;
+            }
+            if (n == buffer.Length) return ValueTask.CompletedTask;
+            if (n > 0)
+            {
+                buffer = buffer[n..];
+                offset += n;
+            }
+        }
+        return ReadQueuedAsync(buffer, offset, ct);
+    }
+
+    private async ValueTask ReadQueuedAsync(Memory<byte> buffer, long offset, CancellationToken ct)
     {
         while (buffer.Length > 0)
         {
