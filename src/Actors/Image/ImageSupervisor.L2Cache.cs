@@ -90,13 +90,14 @@ internal sealed partial class ImageSupervisor
     {
         long i = state.L1Index;
         _l2States[i] = state;
-        if (state.Entries is not null)
+        if (state.IsLoaded)
         {
+            // Published before its actor exists; from then on only the actor publishes it (on load, or when it turns dense).
             _l2Loaded.Add(i);
-            _directory.Publish(i, state.Entries);
+            _directory.Publish(state);
         }
         // A fresh name each time: a stopped table's name is reserved until it has terminated.
-        _l2Actors[i] = Context.ActorOf(L2TableActor.Props(state, _layout, _file, _header.Version >= 3), $"l2-{i}-{++_l2Generation}");
+        _l2Actors[i] = Context.ActorOf(L2TableActor.Props(state, _layout, _file, _header.Version >= 3, _directory), $"l2-{i}-{++_l2Generation}");
         _lruNodes[i] = _lru.AddFirst(i);
         _cacheBudget.Add(_layout.ClusterSize);
         EvictIfOverBudget(i);
@@ -137,7 +138,6 @@ internal sealed partial class ImageSupervisor
                 return true;
             case L2Loaded l:
                 _l2Loaded.Add(l.L1Index);
-                if (_l2States.TryGetValue(l.L1Index, out var loaded) && loaded.Entries is not null) _directory.Publish(l.L1Index, loaded.Entries);
                 if (_awaitingLoad.Remove(l.L1Index, out var ready))
                     foreach (var (message2, sender) in ready) Self.Tell(message2, sender);
                 return true;

@@ -13,7 +13,8 @@ namespace QcowActors.Actors.Image;
 /// </summary>
 public sealed class L2Directory
 {
-    private readonly ConcurrentDictionary<long, ulong[]> _tables = new();
+    /// <summary>L1 index → the table as its owner holds it: ulong[] (dense, changed in place) or <see cref="SparseL2Table"/>.</summary>
+    private readonly ConcurrentDictionary<long, object> _tables = new();
 
     internal L2Directory(ulong[] l1, ClusterLayout layout)
     {
@@ -24,7 +25,8 @@ public sealed class L2Directory
     internal ulong[] L1 { get; }
     internal ClusterLayout Layout { get; }
 
-    internal void Publish(long l1Index, ulong[] entries) => _tables[l1Index] = entries;
+    /// <summary>Makes the state's table (dense or sparse) the one readers map with.</summary>
+    internal void Publish(L2TableState state) => _tables[state.L1Index] = (object?)state.Entries ?? state.Sparse!;
     internal void Withdraw(long l1Index) => _tables.TryRemove(l1Index, out _);
     /// <summary>At close: a handle that outlives the incarnation keeps no tables alive.</summary>
     internal void Clear() => _tables.Clear();
@@ -37,9 +39,11 @@ public sealed class L2Directory
     {
         long i = Layout.L1Index(offset);
         if (L1Entry.From(Volatile.Read(ref L1[i])).IsUnallocated) return [new MappedRun(offset, length, -1)];
-        if (!_tables.TryGetValue(i, out var entries)) return null;
+        if (!_tables.TryGetValue(i, out var table)) return null;
         var runs = new List<MappedRun>();
-        long? compressedAt = MapEntries(entries, Layout, offset, length, runs);
+        long? compressedAt = table is ulong[] dense
+            ? MapEntries(new DenseL2View(dense), Layout, offset, length, runs)
+            : MapEntries(new SparseL2View((SparseL2Table)table), Layout, offset, length, runs);
         if (compressedAt is { } at)
             throw new ImageException(ImageError.Unsupported,
                 $"image '{image}': the cluster at virtual offset {at} is compressed; compressed clusters are not supported yet",
@@ -52,7 +56,39 @@ public sealed class L2Directory
     {
         long start = Layout.L2TableStart(i);
         if (L1Entry.From(Volatile.Read(ref L1[i])).IsUnallocated) return [new ExtentRun(start, Layout.L2Coverage, ExtentKind.Zero)];
-        return _tables.TryGetValue(i, out var entries) ? ExtentsOf(entries, Layout, start) : null;
+        if (!_tables.TryGetValue(i, out var table)) return null;
+        return table is ulong[] dense ? ExtentsOf(dense, Layout, start) : ExtentsOf((SparseL2Table)table, Layout, start);
+    }
+
+    private static ExtentKind KindOf(ulong raw)
+    {
+        var e = L2Entry.From(raw);
+        return e.IsCompressed || e.IsData ? ExtentKind.Data : ExtentKind.Zero;
+    }
+
+    private static void AddRun(List<ExtentRun> runs, long start, long length, ExtentKind kind)
+    {
+        if (runs.Count > 0 && runs[^1].Kind == kind)
+            runs[^1] = runs[^1] with { Length = runs[^1].Length + length };
+        else
+            runs.Add(new ExtentRun(start, length, kind));
+    }
+
+    /// <summary>As for a dense table, walking only the used slots (unused ones read as zeros).</summary>
+    internal static List<ExtentRun> ExtentsOf(SparseL2Table table, ClusterLayout layout, long tableStart)
+    {
+        long cs = layout.ClusterSize;
+        var runs = new List<ExtentRun>();
+        int next = 0;
+        for (int k = 0; k < table.UsedCount; k++)
+        {
+            int slot = table.SlotAt(k);
+            if (slot > next) AddRun(runs, tableStart + next * cs, (slot - next) * cs, ExtentKind.Zero);
+            AddRun(runs, tableStart + slot * cs, cs, KindOf(table.ValueAt(k)));
+            next = slot + 1;
+        }
+        if (next < table.Length) AddRun(runs, tableStart + next * cs, (table.Length - next) * cs, ExtentKind.Zero);
+        return runs;
     }
 
     /// <summary>Runs of data and of clusters that read as zeros, adjacent equal kinds merged.</summary>
@@ -61,19 +97,13 @@ public sealed class L2Directory
         int cs = layout.ClusterSize;
         var runs = new List<ExtentRun>();
         for (int i = 0; i < entries.Length; i++)
-        {
-            var e = L2Entry.From(Volatile.Read(ref entries[i]));
-            var kind = e.IsCompressed || e.IsData ? ExtentKind.Data : ExtentKind.Zero;
-            if (runs.Count > 0 && runs[^1].Kind == kind)
-                runs[^1] = runs[^1] with { Length = runs[^1].Length + cs };
-            else
-                runs.Add(new ExtentRun(tableStart + (long)i * cs, cs, kind));
-        }
+            AddRun(runs, tableStart + (long)i * cs, cs, KindOf(Volatile.Read(ref entries[i])));
         return runs;
     }
 
     /// <summary>Appends merged runs for the range (inside one table); returns the offset of a compressed cluster met, if any.</summary>
-    internal static long? MapEntries(ulong[] entries, ClusterLayout layout, long offset, long length, List<MappedRun> runs)
+    internal static long? MapEntries<TView>(TView entries, ClusterLayout layout, long offset, long length, List<MappedRun> runs)
+        where TView : IL2View
     {
         int cs = layout.ClusterSize;
         long tableStart = layout.L2TableStart(layout.L1Index(offset));
@@ -83,7 +113,7 @@ public sealed class L2Directory
             long clusterStart = tableStart + (long)i * cs;
             long from = Math.Max(offset, clusterStart);
             long len = Math.Min(end, clusterStart + cs) - from;
-            var e = L2Entry.From(Volatile.Read(ref entries[i]));
+            var e = L2Entry.From(entries.Get(i));
             if (e.IsCompressed) return clusterStart;
             long host = e.IsData ? e.HostOffset + (from - clusterStart) : -1;
             if (runs.Count > 0)
@@ -100,4 +130,22 @@ public sealed class L2Directory
         }
         return null;
     }
+}
+
+/// <summary>Read access to an L2 table's raw entries, dense or sparse; a struct so the mapping code is specialised for each.</summary>
+internal interface IL2View
+{
+    ulong Get(int i);
+}
+
+/// <summary>A dense table: its owner changes entries in place, so each is read with Volatile.</summary>
+internal readonly struct DenseL2View(ulong[] entries) : IL2View
+{
+    public ulong Get(int i) => Volatile.Read(ref entries[i]);
+}
+
+/// <summary>A sparse table: immutable.</summary>
+internal readonly struct SparseL2View(SparseL2Table table) : IL2View
+{
+    public ulong Get(int i) => table.Get(i);
 }

@@ -9,9 +9,13 @@ internal sealed partial class L2TableActor
     private object Map(MapRange m)
     {
         var runs = new List<MappedRun>();
-        long? compressedAt = L2Directory.MapEntries(_state.Entries!, _layout, m.Offset, m.Length, runs);
+        long? compressedAt = _state.Entries is { } dense
+            ? L2Directory.MapEntries(new DenseL2View(dense), _layout, m.Offset, m.Length, runs)
+            : L2Directory.MapEntries(new SparseL2View(_state.Sparse!), _layout, m.Offset, m.Length, runs);
         return compressedAt is { } at ? new Status.Failure(Compressed(at)) : new RangeMapping(runs);
     }
 
-    private ExtentRuns Extents() => new(L2Directory.ExtentsOf(_state.Entries!, _layout, TableStart));
+    private ExtentRuns Extents() => new(_state.Entries is { } dense
+        ? L2Directory.ExtentsOf(dense, _layout, TableStart)
+        : L2Directory.ExtentsOf(_state.Sparse!, _layout, TableStart));
 }

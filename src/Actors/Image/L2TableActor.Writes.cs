@@ -18,7 +18,7 @@ internal sealed partial class L2TableActor
             return;
         }
 
-        var entries = _state.Entries!;
+        // Planning only reads: a sparse table stays sparse until a plan commits (in-place writes never change it).
         int cs = _layout.ClusterSize;
         var clusters = new ClusterWrite[last - first + 1];
         PendingPlan? plan = null;
@@ -30,7 +30,7 @@ internal sealed partial class L2TableActor
             int len = (int)(Math.Min(end, clusterStart + cs) - from);
             int inCluster = (int)(from - clusterStart);
             bool whole = len == cs;
-            var e = L2Entry.From(entries[i]);
+            var e = L2Entry.From(_state.Entries is { } dense ? dense[i] : _state.Sparse!.Get(i));
             int slot = i - first;
             if (e.IsCompressed)
             {
@@ -110,7 +110,7 @@ internal sealed partial class L2TableActor
             Sender.Tell(new Status.Failure(new InvalidOperationException($"write plan {c.PlanId} is unknown")));
             return;
         }
-        var entries = _state.Entries!;
+        var entries = DenseEntries();
         foreach (var (l2Index, slot, _) in plan.Publish)
             Volatile.Write(ref entries[l2Index], L2Entry.Data(plan.Clusters[slot].HostCluster, copied: true).ToRaw());
         _state.Dirty = true;
@@ -152,7 +152,7 @@ internal sealed partial class L2TableActor
             _state.Waiting.Add((z, replyTo));
             return;
         }
-        var entries = _state.Entries!;
+        var entries = DenseEntries();
         var released = new List<long>();
         for (int i = first; i <= last; i++)
         {

@@ -18,38 +18,43 @@ internal sealed partial class L2TableActor : UntypedActor, IWithStash, IWithTime
     private readonly ClusterLayout _layout;
     private readonly IImageFile _file;
     private readonly bool _zeroFlagAllowed;
+    private readonly L2Directory _directory;
 
-    public L2TableActor(L2TableState state, ClusterLayout layout, IImageFile file, bool zeroFlagAllowed)
+    public L2TableActor(L2TableState state, ClusterLayout layout, IImageFile file, bool zeroFlagAllowed, L2Directory directory)
     {
         _state = state;
         _layout = layout;
         _file = file;
         _zeroFlagAllowed = zeroFlagAllowed;
+        _directory = directory;
     }
 
     public IStash Stash { get; set; } = null!;
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(L2TableState state, ClusterLayout layout, IImageFile file, bool zeroFlagAllowed)
-        => Akka.Actor.Props.Create(() => new L2TableActor(state, layout, file, zeroFlagAllowed));
+    public static Props Props(L2TableState state, ClusterLayout layout, IImageFile file, bool zeroFlagAllowed, L2Directory directory)
+        => Akka.Actor.Props.Create(() => new L2TableActor(state, layout, file, zeroFlagAllowed, directory));
 
     private long TableStart => _layout.L2TableStart(_state.L1Index);
 
     protected override void PreStart()
     {
-        if (_state.Entries is null)
+        if (!_state.IsLoaded)
         {
             Become(Loading);
             LoadAsync().PipeTo(Self);
         }
     }
 
-    private async Task<ulong[]> LoadAsync()
+    /// <summary>The table from the file: a <see cref="SparseL2Table"/> when few slots are used, else ulong[].</summary>
+    private async Task<object> LoadAsync()
     {
         byte[] bytes = System.Buffers.ArrayPool<byte>.Shared.Rent(_layout.ClusterSize);
         try
         {
             await _file.ReadAsync(bytes.AsMemory(0, _layout.ClusterSize), _state.HostOffset, CancellationToken.None).ConfigureAwait(false);
+            if (SparseL2Table.TryFrom(bytes.AsSpan(0, _layout.ClusterSize), _layout.L2Entries) is { } sparse)
+                return sparse;
             var entries = new ulong[_layout.L2Entries];
             for (int i = 0; i < entries.Length; i++)
                 entries[i] = BinaryPrimitives.ReadUInt64BigEndian(bytes.AsSpan(i * 8));
@@ -65,9 +70,11 @@ internal sealed partial class L2TableActor : UntypedActor, IWithStash, IWithTime
     {
         switch (message)
         {
-            case ulong[] entries:
-                _state.Entries = entries;
+            case ulong[] or SparseL2Table:
+                _state.Entries = message as ulong[];
+                _state.Sparse = message as SparseL2Table;
                 _state.Dirty = false;
+                _directory.Publish(_state);
                 Context.Parent.Tell(new L2Loaded(_state.L1Index));
                 Become(OnReceive);
                 Stash.UnstashAll();
@@ -141,11 +148,19 @@ internal sealed partial class L2TableActor : UntypedActor, IWithStash, IWithTime
     {
         if (!_state.Dirty) return new L2Snapshot(flushId, _state.L1Index, _state.HostOffset, null);
         var bytes = new byte[_layout.ClusterSize];
-        var entries = _state.Entries!;
+        var entries = DenseEntries();
         for (int i = 0; i < entries.Length; i++)
             BinaryPrimitives.WriteUInt64BigEndian(bytes.AsSpan(i * 8), entries[i]);
         _state.Dirty = false;
         return new L2Snapshot(flushId, _state.L1Index, _state.HostOffset, bytes);
+    }
+
+    /// <summary>The entries to change in place; a sparse table turns dense first and readers are switched to it.</summary>
+    private ulong[] DenseEntries()
+    {
+        var entries = _state.Dense(out bool converted);
+        if (converted) _directory.Publish(_state);
+        return entries;
     }
 
     private (int First, int Last) Slots(long offset, long length)

@@ -13,8 +13,25 @@ internal sealed class L2TableState(long l1Index, long hostOffset, ulong[]? entri
     public long L1Index { get; } = l1Index;
     /// <summary>Where the table lives in the file (changes when a shared table is copied).</summary>
     public long HostOffset { get; set; } = hostOffset;
-    /// <summary>Raw entries; null until loaded from the file.</summary>
+    /// <summary>Raw entries; null until loaded from the file, or while the table is held <see cref="Sparse"/>.</summary>
     public ulong[]? Entries { get; set; } = entries;
+    /// <summary>The clean table in compact form (few slots in use); set instead of Entries.</summary>
+    public SparseL2Table? Sparse { get; set; }
+    public bool IsLoaded => Entries is not null || Sparse is not null;
+
+    /// <summary>
+    /// The dense entries, made from the sparse form on first need; true in <paramref name="converted"/>
+    /// when that happened (the caller must publish the new array before changing it).
+    /// </summary>
+    public ulong[] Dense(out bool converted)
+    {
+        converted = false;
+        if (Entries is not null) return Entries;
+        Entries = Sparse!.ToDense();
+        Sparse = null;
+        converted = true;
+        return Entries;
+    }
     /// <summary>In memory differs from the file at HostOffset.</summary>
     public bool Dirty { get; set; } = entries is not null;
     /// <summary>L2 index → plan that is allocating or filling that cluster.</summary>

@@ -30,8 +30,12 @@ public interface IImageService
     /// <summary>Makes every write acknowledged before this call durable (ordered metadata writes and fsyncs).</summary>
     Task FlushAsync(string name, CancellationToken ct);
 
-    /// <summary>Extents covering the whole disk, adjacent equal ones merged.</summary>
-    Task<IReadOnlyList<DiskExtent>> GetExtentsAsync(string name, CancellationToken ct);
+    /// <summary>
+    /// Extents covering the whole disk in order, adjacent equal ones merged. The image is checked
+    /// before this returns; the extents are produced as they are enumerated (a failure then
+    /// surfaces from the enumeration).
+    /// </summary>
+    Task<IAsyncEnumerable<DiskExtent>> GetExtentsAsync(string name, CancellationToken ct);
 }
 
 /// <summary>A range of the virtual disk: zero = reads as zeros, hole = no data stored in this image for it.</summary>

@@ -179,39 +179,60 @@ public sealed partial class ImageService : IImageService
         return runs;
     }
 
-    public async Task<IReadOnlyList<DiskExtent>> GetExtentsAsync(string name, CancellationToken ct)
+    /// <summary>
+    /// Checks the image now (so a missing or refused image is an error before any byte of the
+    /// answer), then yields the extents table by table: a terabyte of scattered clusters is
+    /// hundreds of thousands of extents, and the caller never holds more than a window of tables.
+    /// </summary>
+    public async Task<IAsyncEnumerable<DiskExtent>> GetExtentsAsync(string name, CancellationToken ct)
     {
         var (handle, token) = await EnterAsync(name, ct).ConfigureAwait(false);
-        using (token)
+        using (token) ThrowIfRefused(handle, write: false);
+        return StreamExtentsAsync(name, ct);
+    }
+
+    private async IAsyncEnumerable<DiskExtent> StreamExtentsAsync(string name, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        var (handle, token) = await EnterAsync(name, ct).ConfigureAwait(false);
+        try
         {
             ThrowIfRefused(handle, write: false);
-            long tables = handle.Layout.L1EntriesFor(handle.VirtualSize);
-            var results = new IReadOnlyList<ExtentRun>?[tables];
-            for (long i = 0; i < tables; i++) results[i] = handle.Directory.TryExtents(i); // no message for tables in memory
-            using var limiter = new SemaphoreSlim(MapParallelism);
-            await Task.WhenAll(Enumerable.Range(0, (int)tables).Where(i => results[i] is null).Select(async i =>
+            long size = handle.VirtualSize;
+            long tables = handle.Layout.L1EntriesFor(size);
+            // Tables not in memory are asked for MapParallelism at a time, ahead of the one being yielded.
+            var ahead = new Queue<Task<IReadOnlyList<ExtentRun>>>();
+            long next = 0;
+            DiskExtent? open = null;
+            while (next < tables || ahead.Count > 0)
             {
-                await limiter.WaitAsync(ct).ConfigureAwait(false);
-                try { results[i] = (await AskAsync<ExtentRuns>(new GetL2Extents(name, i), ct).ConfigureAwait(false)).Runs; }
-                finally { limiter.Release(); }
-            })).ConfigureAwait(false);
-            return MergeExtents(results.SelectMany(r => r!), handle.VirtualSize);
+                for (; next < tables && ahead.Count < MapParallelism; next++)
+                    ahead.Enqueue(TableExtentsAsync(handle, next, ct));
+                foreach (var run in await ahead.Dequeue().ConfigureAwait(false))
+                {
+                    if (run.Start >= size) break;
+                    long length = Math.Min(run.Length, size - run.Start);
+                    bool zero = run.Kind == ExtentKind.Zero;
+                    if (open is not null && open.Zero == zero)
+                    {
+                        open = open with { Length = open.Length + length };
+                        continue;
+                    }
+                    if (open is not null) yield return open;
+                    open = new DiskExtent(run.Start, length, zero, zero);
+                }
+            }
+            if (open is not null) yield return open;
+        }
+        finally
+        {
+            token.Dispose();
         }
     }
 
-    private static List<DiskExtent> MergeExtents(IEnumerable<ExtentRun> runs, long size)
+    /// <summary>Runs of table i: computed here for tables in memory (and empty L1 slots), else by its actor.</summary>
+    private async Task<IReadOnlyList<ExtentRun>> TableExtentsAsync(ImageHandle handle, long i, CancellationToken ct)
     {
-        var merged = new List<DiskExtent>();
-        foreach (var r in runs)
-        {
-            if (r.Start >= size) break;
-            long len = Math.Min(r.Length, size - r.Start);
-            bool zero = r.Kind == ExtentKind.Zero;
-            if (merged.Count > 0 && merged[^1].Zero == zero)
-                merged[^1] = merged[^1] with { Length = merged[^1].Length + len };
-            else
-                merged.Add(new DiskExtent(r.Start, len, zero, zero));
-        }
-        return merged;
+        if (handle.Directory.TryExtents(i) is { } local) return local;
+        return (await AskAsync<ExtentRuns>(new GetL2Extents(handle.Image, i), ct).ConfigureAwait(false)).Runs;
     }
 }

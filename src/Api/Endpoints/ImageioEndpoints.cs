@@ -112,7 +112,8 @@ internal static class ImageioEndpoints
             default:
                 return ApiProblems.BadRequest($"context '{extentContext}' is not supported: use zero");
         }
-        IReadOnlyList<DiskExtent> extents = await images.GetExtentsAsync(name, context.RequestAborted);
+        // Streamed: the JSON array is written as the tables are read, so its size never sits in memory.
+        IAsyncEnumerable<DiskExtent> extents = await images.GetExtentsAsync(name, context.RequestAborted);
         return TypedResults.Ok(extents);
     }
 }

@@ -230,6 +230,9 @@ public sealed class EngineErrorTests : IAsyncLifetime
     [Fact]
     public async Task Missing_store_directory_is_a_503_problem_without_internals()
     {
+        // The store actor creates its directory when it starts: let it start before the directory goes.
+        using (HttpResponseMessage first = await Client.GetAsync("/images"))
+            Assert.Equal(HttpStatusCode.OK, first.StatusCode);
         Directory.Delete(_server.StoreDirectory, recursive: true);
 
         using HttpResponseMessage response = await Client.GetAsync("/images");
