@@ -68,6 +68,8 @@ internal static class ApiHost
             .Validate(o => !string.IsNullOrWhiteSpace(o.Directory), "Storage:Directory must name a directory")
             .Validate(o => o.MaxWriteChunk is >= MinWriteChunk and <= MaxWriteChunk,
                 $"Storage:MaxWriteChunk must be between {MinWriteChunk} and {MaxWriteChunk} bytes")
+            .Validate(o => o.L2CacheBytesPerImage >= 0 && o.L2CacheBytesTotal >= 0 && o.RefcountCacheBytesPerImage >= 0 && o.RefcountCacheBytesTotal >= 0,
+                "Storage:L2CacheBytes* and Storage:RefcountCacheBytes* must not be negative")
             .ValidateOnStart();
 
         // Responses write numbers as numbers; the web default (also reading "123") would make every

@@ -8,11 +8,11 @@ namespace QcowActors.Actors.Tests;
 public sealed class L2CacheTests : EngineTestBase
 {
     private readonly ITestOutputHelper output;
-    private L2CacheBudget Budget { get; }
+    private CacheBudget Budget { get; }
 
-    public L2CacheTests(ITestOutputHelper output) : this(output, new L2CacheBudget(4 * 4096, 1L << 30)) { }
+    public L2CacheTests(ITestOutputHelper output) : this(output, new CacheBudget(4 * 4096, 1L << 30)) { }
 
-    private L2CacheTests(ITestOutputHelper output, L2CacheBudget budget) : base(cacheBudget: budget)
+    private L2CacheTests(ITestOutputHelper output, CacheBudget budget) : base(cacheBudget: budget)
     {
         this.output = output;
         Budget = budget;

@@ -13,7 +13,8 @@ internal static class ImageOpener
 {
     private const ulong RefcountTableOffsetMask = ~511UL;
 
-    public static async Task<OpenedImage> OpenAsync(string path, string markerPath, IImageFileSystem fs, CancellationToken ct)
+    /// <param name="keepRefcountBytes">Refcount blocks kept in memory after open (the first ones); the rest are read once, for the free clusters, and dropped.</param>
+    public static async Task<OpenedImage> OpenAsync(string path, string markerPath, IImageFileSystem fs, long keepRefcountBytes, CancellationToken ct)
     {
         IImageFile file;
         bool writable = true;
@@ -25,7 +26,7 @@ internal static class ImageOpener
         }
         try
         {
-            return await ReadAsync(file, writable, markerPath, fs, ct).ConfigureAwait(false);
+            return await ReadAsync(file, writable, markerPath, fs, keepRefcountBytes, ct).ConfigureAwait(false);
         }
         catch
         {
@@ -34,7 +35,7 @@ internal static class ImageOpener
         }
     }
 
-    private static async Task<OpenedImage> ReadAsync(IImageFile file, bool writable, string markerPath, IImageFileSystem fs, CancellationToken ct)
+    private static async Task<OpenedImage> ReadAsync(IImageFile file, bool writable, string markerPath, IImageFileSystem fs, long keepRefcountBytes, CancellationToken ct)
     {
         long length = file.Length;
         var probe = new byte[(int)Math.Min(length, 1 << QcowLimits.MaxClusterBits)];
@@ -46,17 +47,12 @@ internal static class ImageOpener
         var l1 = await ReadTableAsync(file, header.L1TableOffset, header.L1Size, ct).ConfigureAwait(false);
         long rtEntries = (long)header.RefcountTableClusters * cs / 8;
         var refTable = await ReadTableAsync(file, header.RefcountTableOffset, rtEntries, ct).ConfigureAwait(false);
-        var blocks = new Dictionary<long, byte[]>();
         for (long t = 0; t < refTable.Length; t++)
         {
             long off = (long)(refTable[t] & RefcountTableOffsetMask);
-            if (off == 0) continue;
-            if ((off & (cs - 1)) != 0 || off + cs > RoundUp(length, cs))
+            if (off != 0 && ((off & (cs - 1)) != 0 || off + cs > RoundUp(length, cs)))
                 throw new QcowFormatException(QcowProblem.Invalid, "refcount_table",
                     $"refcount table entry {t} points to {off}, outside the file or not cluster aligned");
-            var block = new byte[cs];
-            await file.ReadAsync(block, off, ct).ConfigureAwait(false);
-            blocks[t] = block;
         }
 
         var dataRefusal = DataRefusal(header);
@@ -64,9 +60,20 @@ internal static class ImageOpener
         string? repaired = null;
         bool unclean = File.Exists(markerPath);
         bool dirty = (header.IncompatibleFeatures & FeatureBits.IncompatibleDirty) != 0;
+        // A repair recounts every block, so it holds them all; otherwise they are read one at a time.
+        Dictionary<long, byte[]>? allBlocks = null;
         if ((unclean || dirty) && writeRefusal is null)
         {
-            repaired = await RefcountRepair.RunAsync(file, header, l1, refTable, blocks, ct).ConfigureAwait(false);
+            allBlocks = [];
+            for (long t = 0; t < refTable.Length; t++)
+            {
+                long off = (long)(refTable[t] & RefcountTableOffsetMask);
+                if (off == 0) continue;
+                var block = new byte[cs];
+                await file.ReadAsync(block, off, ct).ConfigureAwait(false);
+                allBlocks[t] = block;
+            }
+            repaired = await RefcountRepair.RunAsync(file, header, l1, refTable, allBlocks, ct).ConfigureAwait(false);
             if (dirty) header.IncompatibleFeatures &= ~FeatureBits.IncompatibleDirty;
             await WriteHeaderAsync(file, header, ct).ConfigureAwait(false);
         }
@@ -82,7 +89,7 @@ internal static class ImageOpener
             fs.SyncDirectory(Path.GetDirectoryName(markerPath)!);
         }
 
-        var (end, free) = FindFree(layout, RoundUp(file.Length, cs) / cs, blocks);
+        var (end, free, blocks) = await ScanRefcountsAsync(file, layout, refTable, allBlocks, keepRefcountBytes, ct).ConfigureAwait(false);
         return new OpenedImage
         {
             File = file, Header = header, L1 = l1, RefcountTable = refTable, RefcountBlocks = blocks,
@@ -133,31 +140,49 @@ internal static class ImageOpener
         return null;
     }
 
-    /// <summary>Clusters with refcount 0 inside the file, and the first cluster past every used one.</summary>
-    private static (long End, List<long> Free) FindFree(ClusterLayout layout, long fileClusters, Dictionary<long, byte[]> blocks)
+    /// <summary>
+    /// Walks every refcount block once: the clusters with refcount 0 inside the file, the first
+    /// cluster past every used one, and the blocks to keep in memory (the first ones, up to keepBytes).
+    /// </summary>
+    private static async Task<(long End, List<long> Free, Dictionary<long, byte[]> Kept)> ScanRefcountsAsync(
+        IImageFile file, ClusterLayout layout, ulong[] refTable, Dictionary<long, byte[]>? loaded, long keepBytes, CancellationToken ct)
     {
+        int cs = layout.ClusterSize;
+        long fileClusters = RoundUp(file.Length, cs) / cs;
+        long entries = layout.RefcountBlockEntries;
+        var kept = new Dictionary<long, byte[]>();
+        var free = new List<long>();
         long lastUsed = -1;
-        foreach (var (t, block) in blocks)
+        byte[]? scratch = null;
+        for (long t = 0; t < refTable.Length; t++)
         {
             long first = layout.FirstClusterOfRefcountBlock(t);
-            for (long i = layout.RefcountBlockEntries - 1; i >= 0; i--)
+            long off = (long)(refTable[t] & RefcountTableOffsetMask);
+            if (off == 0)
             {
-                if (RefcountBlock.Get(block, i, layout.RefcountOrder) != 0)
-                {
-                    lastUsed = Math.Max(lastUsed, first + i);
-                    break;
-                }
+                // No block: every cluster it would count is free (those past the end are trimmed below).
+                for (long c = first; c < Math.Min(first + entries, fileClusters); c++) free.Add(c);
+                continue;
+            }
+            byte[] block;
+            if (loaded is not null) block = loaded[t];
+            else if ((kept.Count + 1L) * cs <= keepBytes) block = new byte[cs];
+            else block = scratch ??= new byte[cs];
+            if (loaded is null) await file.ReadAsync(block, off, ct).ConfigureAwait(false);
+            if (block != scratch && (kept.Count + 1L) * cs <= keepBytes) kept[t] = block;
+            for (long i = 0; i < entries; i++)
+            {
+                if (RefcountBlock.Get(block, i, layout.RefcountOrder) == 0) free.Add(first + i);
+                else lastUsed = first + i;
             }
         }
         long end = Math.Max(fileClusters, lastUsed + 1);
-        var free = new List<long>();
-        for (long c = 0; c < end; c++)
-        {
-            long t = layout.RefcountTableIndex(c);
-            if (!blocks.TryGetValue(t, out var block) || RefcountBlock.Get(block, layout.RefcountBlockIndex(c), layout.RefcountOrder) == 0)
-                free.Add(c);
-        }
-        return (end, free);
+        int past = free.Count;
+        while (past > 0 && free[past - 1] >= end) past--;
+        free.RemoveRange(past, free.Count - past);
+        // Clusters no block covers yet, up to the end of the file, are free too.
+        for (long c = (long)refTable.Length * entries; c < end; c++) free.Add(c);
+        return (end, free, kept);
     }
 
     internal static long RoundUp(long value, long unit) => (value + unit - 1) / unit * unit;

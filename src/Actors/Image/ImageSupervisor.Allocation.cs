@@ -11,8 +11,15 @@ internal sealed partial class ImageSupervisor
     private ulong[] _refTable = [];
     private bool _refTableDirty;
     private bool _headerDirty;
+    /// <summary>Refcount blocks in memory (or being read), by refcount table index; bounded by _rcBudget.</summary>
     private readonly Dictionary<long, RefcountBlockState> _rcStates = [];
     private readonly Dictionary<long, IActorRef> _rcActors = [];
+    private readonly CacheBudget _rcBudget;
+    /// <summary>Blocks sent a change since the last flush collected them: never dropped from memory.</summary>
+    private readonly HashSet<long> _rcChanged = [];
+    private readonly LinkedList<long> _rcLru = new();
+    private readonly Dictionary<long, LinkedListNode<long>> _rcLruNodes = [];
+    private long _rcGeneration;
     private ClusterAllocator _allocator = null!;
     /// <summary>Host clusters whose pointing entry was replaced in memory; decremented by the next flush, after that entry is durable.</summary>
     private readonly List<long> _pendingDecrements = [];
@@ -59,7 +66,7 @@ internal sealed partial class ImageSupervisor
             {
                 long b = _allocator.Take(1)[0];
                 long offset = b << _layout.ClusterBits;
-                _rcStates[t] = new RefcountBlockState(t, offset, new byte[_layout.ClusterSize], dirty: true);
+                AddRefcountState(new RefcountBlockState(t, offset, new byte[_layout.ClusterSize], dirty: true));
                 _refTable[t] = (ulong)offset;
                 _refTableDirty = true;
                 pending.Enqueue(b);
@@ -67,7 +74,7 @@ internal sealed partial class ImageSupervisor
             if (!byBlock.TryGetValue(t, out var list)) byBlock[t] = list = [];
             list.Add(c);
         }
-        foreach (var (t, list) in byBlock) RefcountActor(t).Tell(new IncrementRefcounts([.. list]));
+        foreach (var (t, list) in byBlock) ChangeRefcounts(t, new IncrementRefcounts([.. list]));
     }
 
     private void GrowRefcountTable(long neededIndex, Queue<long> pending)
@@ -96,11 +103,58 @@ internal sealed partial class ImageSupervisor
         for (long k = 0; k < newClusters; k++) pending.Enqueue(first + k);
     }
 
+    /// <summary>Sends a change to block t (read back into memory first if it was dropped) and keeps the block in memory until a flush has written it.</summary>
+    private void ChangeRefcounts(long t, object change)
+    {
+        _rcChanged.Add(t);
+        RefcountActor(t).Tell(change);
+    }
+
+    private void AddRefcountState(RefcountBlockState state)
+    {
+        _rcStates[state.TableIndex] = state;
+        _rcBudget.Add(_layout.ClusterSize);
+    }
+
     private IActorRef RefcountActor(long t)
     {
+        if (_rcLruNodes.TryGetValue(t, out var node)) _rcLru.Remove(node);
+        _rcLruNodes[t] = _rcLru.AddFirst(t);
         if (_rcActors.TryGetValue(t, out var actor)) return actor;
-        actor = Context.ActorOf(RefcountBlockActor.Props(_rcStates[t], _layout), $"rc-{t}");
+        if (!_rcStates.TryGetValue(t, out var state))
+            AddRefcountState(state = new RefcountBlockState(t, (long)(_refTable[t] & RefcountTableOffsetMask), null, dirty: false));
+        // A fresh name each time: a dropped block's name is reserved until that actor has terminated.
+        actor = Context.ActorOf(RefcountBlockActor.Props(state, _layout, _file), $"rc-{t}-{++_rcGeneration}");
         _rcActors[t] = actor;
         return actor;
+    }
+
+    /// <summary>
+    /// After a flush that wrote everything it collected: drops the least recently used blocks beyond
+    /// the budget. Only blocks without a change since that collection go; their actors have nothing
+    /// queued (the flush's collect was their last message), so stopping them loses nothing, and the
+    /// file holds exactly their bytes for the next read.
+    /// </summary>
+    private void EvictRefcountBlocks()
+    {
+        if (_flush is not null || _failedRun is not null) return;
+        long live = (long)_rcStates.Count * _layout.ClusterSize;
+        var node = _rcLru.Last;
+        while (node is not null && (live > _rcBudget.PerImageBytes || _rcBudget.OverTotal))
+        {
+            var previous = node.Previous;
+            long t = node.Value;
+            if (!_rcChanged.Contains(t) && _rcStates.TryGetValue(t, out var state) && !state.Dirty)
+            {
+                if (_rcActors.Remove(t, out var actor)) Context.Stop(actor);
+                _rcStates.Remove(t);
+                _rcLru.Remove(node);
+                _rcLruNodes.Remove(t);
+                _rcBudget.Add(-_layout.ClusterSize);
+                live -= _layout.ClusterSize;
+                if (_rcBudget.OverTotal && live <= _rcBudget.PerImageBytes / 2) break; // share the global cut
+            }
+            node = previous;
+        }
     }
 }

@@ -79,6 +79,7 @@ internal sealed partial class ImageSupervisor
     protected override void PostStop()
     {
         _cacheBudget.Add(-(long)_l2Actors.Count * (_layout?.ClusterSize ?? 0));
+        _rcBudget.Add(-(long)_rcStates.Count * (_layout?.ClusterSize ?? 0));
         if (_file is null || _fileClosed) return;
         // Stopped without a clean close (a failure): release the handle; the marker stays, so the next open repairs.
         _log.Warning("Image {0} stopped without a clean close; it will be checked for leaks on next open", _name);

@@ -62,8 +62,10 @@ internal sealed partial class ImageSupervisor
                 _refTableDirty = false;
             }
         }
-        // Blocks created since the last flush have states but maybe no actor yet.
-        foreach (long t in _rcStates.Keys) RefcountActor(t);
+        // Blocks created since the last flush have states but maybe no actor yet. What they hold now
+        // is collected here; changes sent from now on keep them in memory until the next flush.
+        foreach (long t in _rcStates.Keys.ToList()) RefcountActor(t);
+        _rcChanged.Clear();
         run.Outstanding = _rcActors.Count;
         foreach (var actor in _rcActors.Values) actor.Tell(new CollectRefcounts(run.Id));
         if (run.Outstanding == 0) StartIo(run);
@@ -132,11 +134,13 @@ internal sealed partial class ImageSupervisor
     private void ApplyDecrements(FlushRun run)
     {
         // A reference to a cluster no block covers can only come from a corrupt image: nothing to decrement.
-        var byBlock = run.Decrements.GroupBy(c => _layout.RefcountTableIndex(c)).Where(g => _rcStates.ContainsKey(g.Key)).ToList();
+        var byBlock = run.Decrements.GroupBy(c => _layout.RefcountTableIndex(c)).Where(g => HasRefcountBlock(g.Key)).ToList();
         run.Outstanding = byBlock.Count;
-        foreach (var group in byBlock) RefcountActor(group.Key).Tell(new ApplyDecrements(run.Id, [.. group]));
+        foreach (var group in byBlock) ChangeRefcounts(group.Key, new ApplyDecrements(run.Id, [.. group]));
         if (byBlock.Count == 0) FinishFlush(run, null);
     }
+
+    private bool HasRefcountBlock(long t) => t < _refTable.Length && (_refTable[t] & RefcountTableOffsetMask) != 0;
 
     private void FinishFlush(FlushRun run, Exception? failure)
     {
@@ -163,7 +167,11 @@ internal sealed partial class ImageSupervisor
             foreach (var w in run.Waiters) if (!w.IsNobody()) w.Tell(new Status.Failure(error));
         }
         if (_flushWaiters.Count > 0) StartFlush();
-        else if (!_closing) EvictIfOverBudget(-1);
+        else if (!_closing)
+        {
+            EvictIfOverBudget(-1);
+            EvictRefcountBlocks();
+        }
         AfterFlush();
     }
 }

@@ -32,11 +32,12 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash
     private ImageRefusal? _dataRefusal;
     private ImageRefusal? _writeRefusal;
 
-    private readonly L2CacheBudget _cacheBudget;
+    private readonly CacheBudget _cacheBudget;
 
-    public ImageSupervisor(string name, string path, IImageFileSystem fs, TimeSpan passivateAfter, L2CacheBudget cacheBudget)
+    public ImageSupervisor(string name, string path, IImageFileSystem fs, TimeSpan passivateAfter, CacheBudget cacheBudget, CacheBudget refcountBudget)
     {
         _cacheBudget = cacheBudget;
+        _rcBudget = refcountBudget;
         _name = name;
         _path = path;
         _markerPath = MarkerPathFor(path);
@@ -46,8 +47,8 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash
 
     public IStash Stash { get; set; } = null!;
 
-    public static Props Props(string name, string path, IImageFileSystem fs, TimeSpan passivateAfter, L2CacheBudget cacheBudget)
-        => Akka.Actor.Props.Create(() => new ImageSupervisor(name, path, fs, passivateAfter, cacheBudget));
+    public static Props Props(string name, string path, IImageFileSystem fs, TimeSpan passivateAfter, CacheBudget cacheBudget, CacheBudget refcountBudget)
+        => Akka.Actor.Props.Create(() => new ImageSupervisor(name, path, fs, passivateAfter, cacheBudget, refcountBudget));
 
     /// <summary>Exists while the image may have unflushed metadata on disk; left behind = unclean close.</summary>
     public static string MarkerPathFor(string path)
@@ -61,7 +62,7 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash
     protected override void PreStart()
     {
         Become(Opening);
-        ImageOpener.OpenAsync(_path, _markerPath, _fs, CancellationToken.None).PipeTo(Self);
+        ImageOpener.OpenAsync(_path, _markerPath, _fs, _rcBudget.PerImageBytes, CancellationToken.None).PipeTo(Self);
     }
 
     private void Opening(object message)
@@ -112,7 +113,7 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash
         _directory = new L2Directory(_l1, _layout);
         _refTable = opened.RefcountTable;
         foreach (var (t, bytes) in opened.RefcountBlocks)
-            _rcStates[t] = new RefcountBlockState(t, (long)(_refTable[t] & ~511UL), bytes, dirty: false);
+            AddRefcountState(new RefcountBlockState(t, (long)(_refTable[t] & ~511UL), bytes, dirty: false));
         _allocator = new ClusterAllocator(opened.EndCluster, opened.FreeClusters, _gate);
         _dataRefusal = opened.DataRefusal;
         _writeRefusal = opened.WriteRefusal;

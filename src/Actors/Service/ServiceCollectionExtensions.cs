@@ -29,7 +29,8 @@ public static class ServiceCollectionExtensions
             builder.WithActors((system, registry) =>
             {
                 var store = system.ActorOf(ImageStoreActor.Props(Path.GetFullPath(options.Directory), fs, options.PassivateAfter,
-                    new Image.L2CacheBudget(options.L2CacheBytesPerImage, options.L2CacheBytesTotal)), "images");
+                    new Image.CacheBudget(options.L2CacheBytesPerImage, options.L2CacheBytesTotal),
+                    new Image.CacheBudget(options.RefcountCacheBytesPerImage, options.RefcountCacheBytesTotal)), "images");
                 registry.Register<ImageStoreActor>(store);
                 CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseBeforeActorSystemTerminate, "close-images", async () =>
                 {

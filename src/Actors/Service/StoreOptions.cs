@@ -12,6 +12,10 @@ public sealed class StoreOptions
     public long L2CacheBytesPerImage { get; set; } = 128L * 1024 * 1024;
     /// <summary>L2 tables kept in memory over all open images.</summary>
     public long L2CacheBytesTotal { get; set; } = 256L * 1024 * 1024;
+    /// <summary>Refcount blocks kept in memory per open image (clean ones beyond it are dropped after a flush and read again when needed).</summary>
+    public long RefcountCacheBytesPerImage { get; set; } = 32L * 1024 * 1024;
+    /// <summary>Refcount blocks kept in memory over all open images.</summary>
+    public long RefcountCacheBytesTotal { get; set; } = 128L * 1024 * 1024;
     /// <summary>How long a request waits for an image actor's answer.</summary>
     public TimeSpan AskTimeout { get; set; } = TimeSpan.FromSeconds(120);
     /// <summary>Largest write handed to the engine at once (bytes of a PUT body buffered per request).</summary>

@@ -16,7 +16,8 @@ public sealed class ImageStoreActor : ReceiveActor
     private readonly string _directory;
     private readonly IImageFileSystem _fs;
     private readonly TimeSpan _passivateAfter;
-    private readonly L2CacheBudget _cacheBudget;
+    private readonly CacheBudget _cacheBudget;
+    private readonly CacheBudget _refcountBudget;
     private readonly Dictionary<string, IActorRef> _open = [];
     private readonly Dictionary<IActorRef, string> _names = [];
     /// <summary>Images asked to close; they keep getting their messages until they are ready to stop.</summary>
@@ -30,9 +31,10 @@ public sealed class ImageStoreActor : ReceiveActor
     private sealed record Created(string Image, IActorRef ReplyTo, object Result);
     private sealed record Deleted(string Image, IActorRef ReplyTo, Exception? Error);
 
-    public ImageStoreActor(string directory, IImageFileSystem fs, TimeSpan passivateAfter, L2CacheBudget? cacheBudget = null)
+    public ImageStoreActor(string directory, IImageFileSystem fs, TimeSpan passivateAfter, CacheBudget? cacheBudget = null, CacheBudget? refcountBudget = null)
     {
-        _cacheBudget = cacheBudget ?? new L2CacheBudget(128L << 20, 256L << 20);
+        _cacheBudget = cacheBudget ?? new CacheBudget(128L << 20, 256L << 20);
+        _refcountBudget = refcountBudget ?? new CacheBudget(32L << 20, 128L << 20);
         _directory = directory;
         _fs = fs;
         _passivateAfter = passivateAfter;
@@ -71,8 +73,8 @@ public sealed class ImageStoreActor : ReceiveActor
     /// <summary>An image supervisor that fails is stopped, not restarted: the next request reopens (and repairs) the file.</summary>
     protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Stop);
 
-    public static Props Props(string directory, IImageFileSystem fs, TimeSpan passivateAfter, L2CacheBudget? cacheBudget = null)
-        => Akka.Actor.Props.Create(() => new ImageStoreActor(directory, fs, passivateAfter, cacheBudget));
+    public static Props Props(string directory, IImageFileSystem fs, TimeSpan passivateAfter, CacheBudget? cacheBudget = null, CacheBudget? refcountBudget = null)
+        => Akka.Actor.Props.Create(() => new ImageStoreActor(directory, fs, passivateAfter, cacheBudget, refcountBudget));
 
     private string PathOf(string name) => ImageNames.PathFor(_directory, name);
 
@@ -96,7 +98,7 @@ public sealed class ImageStoreActor : ReceiveActor
                 Sender.Tell(new Status.Failure(new ImageException(ImageError.NotFound, $"image '{name}' does not exist")));
                 return;
             }
-            image = Context.ActorOf(ImageSupervisor.Props(name, PathOf(name), _fs, _passivateAfter, _cacheBudget), Uri.EscapeDataString(name));
+            image = Context.ActorOf(ImageSupervisor.Props(name, PathOf(name), _fs, _passivateAfter, _cacheBudget, _refcountBudget), Uri.EscapeDataString(name));
             Context.Watch(image);
             _open[name] = image;
             _names[image] = name;

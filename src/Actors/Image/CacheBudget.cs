@@ -1,10 +1,10 @@
 namespace QcowActors.Actors.Image;
 
 /// <summary>
-/// How many bytes of L2 tables may stay in memory: per image, and for the whole process (shared
-/// by every image supervisor; only a counter, each image evicts its own tables).
+/// How many bytes of cached metadata (L2 tables, or refcount blocks) may stay in memory: per image,
+/// and for the whole process (shared by every image supervisor; only a counter, each image evicts its own).
 /// </summary>
-public sealed class L2CacheBudget(long perImageBytes, long totalBytes)
+public sealed class CacheBudget(long perImageBytes, long totalBytes)
 {
     private long _used;
 
