@@ -51,6 +51,39 @@ public sealed class L2Directory
         return runs;
     }
 
+    /// <summary>
+    /// A plan for a write inside one table when every cluster it touches is already allocated to this
+    /// image alone (data, COPIED): such a write lands in place and changes no metadata, which is the
+    /// table actor's rule too, so it needs no message. Null = ask the table's actor.
+    /// </summary>
+    internal WritePlan? TryPlanInPlace(long offset, long length)
+    {
+        long i = Layout.L1Index(offset);
+        if (!_tables.TryGetValue(i, out var table)) return null;
+        return table is ulong[] dense
+            ? PlanInPlace(new DenseL2View(dense), i, offset, length)
+            : PlanInPlace(new SparseL2View((SparseL2Table)table), i, offset, length);
+    }
+
+    private WritePlan? PlanInPlace<TView>(TView entries, long l1Index, long offset, long length) where TView : IL2View
+    {
+        int cs = Layout.ClusterSize;
+        long tableStart = Layout.L2TableStart(l1Index);
+        long end = offset + length;
+        int first = Layout.L2Index(offset), last = Layout.L2Index(end - 1);
+        var clusters = new ClusterWrite[last - first + 1];
+        for (int s = first; s <= last; s++)
+        {
+            var e = L2Entry.From(entries.Get(s));
+            if (!e.IsData || !e.Copied || e.IsCompressed) return null;
+            long clusterStart = tableStart + (long)s * cs;
+            long from = Math.Max(offset, clusterStart);
+            int len = (int)(Math.Min(end, clusterStart + cs) - from);
+            clusters[s - first] = new ClusterWrite(from, len, e.HostOffset, (int)(from - clusterStart), ClusterFill.None, 0);
+        }
+        return new WritePlan(0, l1Index, clusters);
+    }
+
     /// <summary>Extents of table i when they can be computed locally (empty L1 slot or published table); null = ask its actor.</summary>
     internal IReadOnlyList<ExtentRun>? TryExtents(long i)
     {

@@ -25,6 +25,19 @@ public sealed partial class ImageService
     /// <summary>Plan (the L2 actor decides), move the bytes, then publish: data is in the file before any entry points to it.</summary>
     private async Task WriteInTableAsync(ImageHandle handle, long offset, ReadOnlyMemory<byte> data, CancellationToken ct)
     {
+        if (handle.Directory.TryPlanInPlace(offset, data.Length) is { } inPlace)
+        {
+            // Every cluster is ours and allocated: the bytes go straight in, no actor involved.
+            try
+            {
+                await ExecuteAsync(handle.File, handle.Layout.ClusterSize, inPlace, offset, data, ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                throw IoErrors.Map(e, handle.Image);
+            }
+            return;
+        }
         // Not cancellable: a plan the actor made must reach commit or abort, or its clusters stay in flight.
         var plan = await AskAsync<WritePlan>(new PrepareWrite(handle.Image, offset, data.Length), CancellationToken.None).ConfigureAwait(false);
         try
