@@ -54,7 +54,8 @@ public sealed record ImageHandle(
     ImageRefusal? WriteRefusal,
     string? Backing,
     bool Dirty,
-    L2Directory Directory);
+    L2Directory Directory,
+    Akka.Actor.IActorRef Supervisor);
 
 /// <summary>Why data (or writes) of an image are refused: the feature named in the 422.</summary>
 public sealed record ImageRefusal(string Feature, string Detail);

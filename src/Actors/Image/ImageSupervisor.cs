@@ -147,7 +147,7 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash
     }
 
     private ImageHandle Handle() => new(_name, _header.Size, (int)_header.Version, _layout, _file, _gate, _dataRefusal, _writeRefusal,
-        _header.BackingFile, (_header.IncompatibleFeatures & FeatureBits.IncompatibleDirty) != 0, _directory);
+        _header.BackingFile, (_header.IncompatibleFeatures & FeatureBits.IncompatibleDirty) != 0, _directory, Self);
 
     private bool Refuse(ImageRefusal? refusal)
     {

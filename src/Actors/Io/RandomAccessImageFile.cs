@@ -59,7 +59,21 @@ public sealed class RandomAccessImageFile : IImageFile
     /// <summary>Writes at least this large start their write-back at once (Linux), so a later fsync has little left to do.</summary>
     private const int EagerWritebackBytes = 1 << 20;
 
-    public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, long offset, CancellationToken ct)
+    public ValueTask WriteAsync(ReadOnlyMemory<byte> data, long offset, CancellationToken ct)
+    {
+        // .NET's async write on Unix is a blocking pwrite queued to the thread pool. Already on a
+        // pool thread (after an actor's answer), a small one is done here: the same blocking call
+        // without the hop. Socket threads (inline scheduling) never block on a write: they queue it.
+        if (data.Length <= CachedReadBytes && Thread.CurrentThread.IsThreadPoolThread)
+        {
+            ct.ThrowIfCancellationRequested();
+            RandomAccess.Write(_handle, data.Span, offset);
+            return ValueTask.CompletedTask;
+        }
+        return WriteQueuedAsync(data, offset, ct);
+    }
+
+    private async ValueTask WriteQueuedAsync(ReadOnlyMemory<byte> data, long offset, CancellationToken ct)
     {
         await RandomAccess.WriteAsync(_handle, data, offset, ct).ConfigureAwait(false);
         if (data.Length >= EagerWritebackBytes && OperatingSystem.IsLinux()) StartWriteback(offset, data.Length);

@@ -39,7 +39,9 @@ public sealed partial class ImageService
             return;
         }
         // Not cancellable: a plan the actor made must reach commit or abort, or its clusters stay in flight.
-        var plan = await AskAsync<WritePlan>(new PrepareWrite(handle.Image, offset, data.Length), CancellationToken.None).ConfigureAwait(false);
+        // Straight to the image's supervisor: the gate token held by the caller keeps this incarnation
+        // (and so that actor) alive until the write is committed, and the store's hop is saved twice.
+        var plan = await AskImageAsync<WritePlan>(handle, new PrepareWrite(handle.Image, offset, data.Length)).ConfigureAwait(false);
         try
         {
             ct.ThrowIfCancellationRequested();
@@ -47,12 +49,12 @@ public sealed partial class ImageService
         }
         catch (Exception e)
         {
-            if (!plan.InPlaceOnly) _store.Tell(new AbortWrite(handle.Image, plan.L1Index, plan.PlanId));
+            if (!plan.InPlaceOnly) handle.Supervisor.Tell(new AbortWrite(handle.Image, plan.L1Index, plan.PlanId));
             if (e is OperationCanceledException) throw;
             throw IoErrors.Map(e, handle.Image);
         }
         if (!plan.InPlaceOnly)
-            await AskAsync<WriteCommitted>(new CommitWrite(handle.Image, plan.L1Index, plan.PlanId), CancellationToken.None).ConfigureAwait(false);
+            await AskImageAsync<WriteCommitted>(handle, new CommitWrite(handle.Image, plan.L1Index, plan.PlanId)).ConfigureAwait(false);
     }
 
     private static async Task ExecuteAsync(IImageFile file, int clusterSize, WritePlan plan, long baseOffset, ReadOnlyMemory<byte> data, CancellationToken ct)

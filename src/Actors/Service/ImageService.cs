@@ -41,6 +41,19 @@ public sealed partial class ImageService : IImageService
         }
     }
 
+    /// <summary>Not cancellable: used where a plan the actor made must reach commit or abort.</summary>
+    private async Task<T> AskImageAsync<T>(ImageHandle handle, object message)
+    {
+        try
+        {
+            return await handle.Supervisor.Ask<T>(message, AskTimeout, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (AskTimeoutException e)
+        {
+            throw new ImageException(ImageError.Unavailable, "the image did not answer in time", null, e);
+        }
+    }
+
     private static void CheckName(string name)
     {
         if (!ImageNames.IsValid(name))
