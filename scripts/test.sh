@@ -22,12 +22,20 @@ fi
 if ! command -v curl >/dev/null 2>&1; then
   packages+=(curl)
 fi
+if ! command -v yamllint >/dev/null 2>&1; then
+  packages+=(yamllint) # the offline validation of k8s/ (QcowActors.Deploy.Tests)
+fi
 if ((${#packages[@]} > 0)); then
   sudo=()
   if [[ $(id -u) -ne 0 ]]; then sudo=(sudo); fi
   log "installing ${packages[*]}"
   "${sudo[@]}" apt-get update >&2
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${packages[@]}" >&2
+fi
+
+# The Kubernetes schemas for that validation (npm, pinned by k8s/validate/package-lock.json).
+if [[ ! -d k8s/validate/node_modules/kubernetes-models ]]; then
+  (cd k8s/validate && npm ci --no-audit --no-fund --loglevel=error >&2)
 fi
 
 # --- build ---------------------------------------------------------------------------------
