@@ -33,8 +33,12 @@ internal sealed class DiskUpload(Func<long, ReadOnlyMemory<byte>, CancellationTo
     /// </summary>
     public async Task<UploadResult> CopyAsync(PipeReader body, long start, long? declaredLength, long limit, CancellationToken ct)
     {
-        byte[] filling = ArrayPool<byte>.Shared.Rent(chunkSize);
-        byte[] draining = ArrayPool<byte>.Shared.Rent(chunkSize);
+        // No bigger than the body can be (a 4 KiB PUT rents 4 KiB, not two 8 MiB chunks, which the
+        // shared pool cannot keep for 64 concurrent requests), and the second buffer only when a
+        // second chunk comes.
+        int size = (int)Math.Min(chunkSize, Math.Max(1, limit - start));
+        byte[] filling = ArrayPool<byte>.Shared.Rent(size);
+        byte[]? draining = null;
         Task pending = Task.CompletedTask;
         try
         {
@@ -64,7 +68,11 @@ internal sealed class DiskUpload(Func<long, ReadOnlyMemory<byte>, CancellationTo
                 if (got > 0)
                 {
                     pending = write(position, filling.AsMemory(0, got), ct);
-                    (filling, draining) = (draining, filling);
+                    if (!ended)
+                    {
+                        draining ??= ArrayPool<byte>.Shared.Rent(size);
+                        (filling, draining) = (draining, filling);
+                    }
                 }
                 position = next;
                 if (ended)
@@ -87,7 +95,7 @@ internal sealed class DiskUpload(Func<long, ReadOnlyMemory<byte>, CancellationTo
             {
             }
             ArrayPool<byte>.Shared.Return(filling);
-            ArrayPool<byte>.Shared.Return(draining);
+            if (draining is not null) ArrayPool<byte>.Shared.Return(draining);
         }
     }
 
