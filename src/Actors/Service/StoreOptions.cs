@@ -19,5 +19,10 @@ public sealed class StoreOptions
     /// <summary>How long a request waits for an image actor's answer.</summary>
     public TimeSpan AskTimeout { get; set; } = TimeSpan.FromSeconds(120);
     /// <summary>Largest write handed to the engine at once (bytes of a PUT body buffered per request).</summary>
-    public int MaxWriteChunk { get; set; } = 8 * 1024 * 1024;
+    /// <remarks>
+    /// 1 MiB: the chunk is copied from the request and then into the page cache; at 1 MiB it is
+    /// still in the CPU's cache for the second copy (8 MiB uploads ran at ~0.75x nginx's DAV PUT,
+    /// 1 MiB at ~0.9x), and writes of 1 MiB still start their write-back at once.
+    /// </remarks>
+    public int MaxWriteChunk { get; set; } = 1024 * 1024;
 }

@@ -33,7 +33,7 @@ internal sealed class DiskUpload(Func<long, ReadOnlyMemory<byte>, CancellationTo
     /// </summary>
     public async Task<UploadResult> CopyAsync(PipeReader body, long start, long? declaredLength, long limit, CancellationToken ct)
     {
-        // No bigger than the body can be (a 4 KiB PUT rents 4 KiB, not two 8 MiB chunks, which the
+        // No bigger than the body can be (a 4 KiB PUT rents 4 KiB, not two whole chunks, which the
         // shared pool cannot keep for 64 concurrent requests), and the second buffer only when a
         // second chunk comes.
         int size = (int)Math.Min(chunkSize, Math.Max(1, limit - start));
