@@ -25,23 +25,12 @@ public sealed partial class ImageService
     /// <summary>Plan (the L2 actor decides), move the bytes, then publish: data is in the file before any entry points to it.</summary>
     private async Task WriteInTableAsync(ImageHandle handle, long offset, ReadOnlyMemory<byte> data, CancellationToken ct)
     {
-        if (handle.Directory.TryPlanInPlace(offset, data.Length) is { } inPlace)
-        {
-            // Every cluster is ours and allocated: the bytes go straight in, no actor involved.
-            try
-            {
-                await ExecuteAsync(handle.File, handle.Layout.ClusterSize, inPlace, offset, data, ct).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                throw IoErrors.Map(e, handle.Image);
-            }
-            return;
-        }
-        // Not cancellable: a plan the actor made must reach commit or abort, or its clusters stay in flight.
-        // Straight to the image's supervisor: the gate token held by the caller keeps this incarnation
-        // (and so that actor) alive until the write is committed, and the store's hop is saved twice.
-        var plan = await AskImageAsync<WritePlan>(handle, new PrepareWrite(handle.Image, offset, data.Length)).ConfigureAwait(false);
+        // Every cluster already ours and allocated: the bytes go straight in, no actor involved.
+        // Otherwise the table's actor plans it (not cancellable: a plan it made must reach commit
+        // or abort, or its clusters stay in flight), asked straight at the image's supervisor: the
+        // caller's gate token keeps this incarnation (and so that actor) alive until the commit.
+        var plan = handle.Directory.TryPlanInPlace(offset, data.Length)
+            ?? await AskAsync<WritePlan>(handle.Supervisor, new PrepareWrite(handle.Image, offset, data.Length), CancellationToken.None).ConfigureAwait(false);
         try
         {
             ct.ThrowIfCancellationRequested();
@@ -54,7 +43,7 @@ public sealed partial class ImageService
             throw IoErrors.Map(e, handle.Image);
         }
         if (!plan.InPlaceOnly)
-            await AskImageAsync<WriteCommitted>(handle, new CommitWrite(handle.Image, plan.L1Index, plan.PlanId)).ConfigureAwait(false);
+            await AskAsync<WriteCommitted>(handle.Supervisor, new CommitWrite(handle.Image, plan.L1Index, plan.PlanId), CancellationToken.None).ConfigureAwait(false);
     }
 
     private static async Task ExecuteAsync(IImageFile file, int clusterSize, WritePlan plan, long baseOffset, ReadOnlyMemory<byte> data, CancellationToken ct)

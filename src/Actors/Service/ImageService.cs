@@ -29,24 +29,14 @@ public sealed partial class ImageService : IImageService
 
     public StoreOptions Options { get; }
 
-    private async Task<T> AskAsync<T>(object message, CancellationToken ct)
-    {
-        try
-        {
-            return await _store.Ask<T>(message, AskTimeout, ct).ConfigureAwait(false);
-        }
-        catch (AskTimeoutException e)
-        {
-            throw new ImageException(ImageError.Unavailable, "the image did not answer in time", null, e);
-        }
-    }
+    private Task<T> AskAsync<T>(object message, CancellationToken ct) => AskAsync<T>(_store, message, ct);
 
-    /// <summary>Not cancellable: used where a plan the actor made must reach commit or abort.</summary>
-    private async Task<T> AskImageAsync<T>(ImageHandle handle, object message)
+    /// <summary>Asks the store, or an image's supervisor directly (writes, while the caller's gate token keeps it alive).</summary>
+    private async Task<T> AskAsync<T>(ICanTell target, object message, CancellationToken ct)
     {
         try
         {
-            return await handle.Supervisor.Ask<T>(message, AskTimeout, CancellationToken.None).ConfigureAwait(false);
+            return await target.Ask<T>(message, AskTimeout, ct).ConfigureAwait(false);
         }
         catch (AskTimeoutException e)
         {
