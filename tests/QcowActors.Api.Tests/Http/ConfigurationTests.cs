@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -80,5 +81,35 @@ public sealed class ConfigurationTests
     {
         await using WebApplication app = Build("--Storage:MaxWriteChunk=10", "--urls=http://127.0.0.1:0");
         await Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync());
+    }
+
+    [Theory]
+    [InlineData("L2CacheBytesPerImage")]
+    [InlineData("L2CacheBytesTotal")]
+    [InlineData("RefcountCacheBytesPerImage")]
+    [InlineData("RefcountCacheBytesTotal")]
+    public async Task Negative_cache_budget_fails_at_start(string key)
+    {
+        await using WebApplication app = Build($"--Storage:{key}=-1", "--urls=http://127.0.0.1:0");
+        var e = await Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync());
+        Assert.Contains("must not be negative", e.Message);
+    }
+
+    [Fact]
+    public async Task Refcount_cache_budget_comes_from_configuration()
+    {
+        await using WebApplication app = Build("--Storage:RefcountCacheBytesPerImage=1048576", "--Storage:RefcountCacheBytesTotal=4194304");
+        var options = app.Services.GetRequiredService<IOptions<StoreOptions>>().Value;
+        Assert.Equal(1L << 20, options.RefcountCacheBytesPerImage);
+        Assert.Equal(4L << 20, options.RefcountCacheBytesTotal);
+    }
+
+    [Fact]
+    public async Task Inline_scheduling_is_on_by_default_and_off_when_configured()
+    {
+        await using (WebApplication app = Build())
+            Assert.True(app.Services.GetRequiredService<IOptions<SocketTransportOptions>>().Value.UnsafePreferInlineScheduling);
+        await using (WebApplication app = Build("--Http:InlineScheduling=false"))
+            Assert.False(app.Services.GetRequiredService<IOptions<SocketTransportOptions>>().Value.UnsafePreferInlineScheduling);
     }
 }
