@@ -12,6 +12,12 @@ namespace QcowActors.Actors.Service;
 public static class ServiceCollectionExtensions
 {
     /// <summary>
+    /// The actor system's name: part of every cluster address (akka.tcp://QcowActors@host:port),
+    /// so operators' seed-node settings and the nodes must agree on it. Never change it.
+    /// </summary>
+    public const string ActorSystemName = "QcowActors";
+
+    /// <summary>
     /// Registers the actor system (Akka.Hosting), the store actor and <see cref="IImageService"/>.
     /// Options come from IOptions&lt;StoreOptions&gt; (bind the "Storage" section before calling).
     /// On shutdown every open image is flushed and closed cleanly before the actor system stops.
@@ -19,7 +25,7 @@ public static class ServiceCollectionExtensions
     public static IServiceCollection AddQcowStore(this IServiceCollection services)
     {
         services.TryAddSingleton<IImageFileSystem, DiskFileSystem>();
-        services.AddAkka("qcow-actors", (builder, sp) =>
+        services.AddAkka(ActorSystemName, (builder, sp) =>
         {
             var options = sp.GetRequiredService<IOptions<StoreOptions>>().Value;
             var fs = sp.GetRequiredService<IImageFileSystem>();

@@ -112,4 +112,22 @@ public sealed class ConfigurationTests
         await using (WebApplication app = Build("--Http:InlineScheduling=false"))
             Assert.False(app.Services.GetRequiredService<IOptions<SocketTransportOptions>>().Value.UnsafePreferInlineScheduling);
     }
+
+    [Fact]
+    public async Task The_actor_system_is_named_QcowActors()
+    {
+        // Cluster addresses are akka.tcp://QcowActors@host:port: operators' seed-node settings depend on the name.
+        string store = Path.Combine(Path.GetTempPath(), "qa-name-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            await using WebApplication app = Build($"--Storage:Directory={store}", "--urls=http://127.0.0.1:0");
+            await app.StartAsync();
+            Assert.Equal("QcowActors", app.Services.GetRequiredService<Akka.Actor.ActorSystem>().Name);
+            await app.StopAsync();
+        }
+        finally
+        {
+            if (Directory.Exists(store)) Directory.Delete(store, recursive: true);
+        }
+    }
 }
