@@ -19,9 +19,9 @@ internal enum UploadOutcome
 internal readonly record struct UploadResult(UploadOutcome Outcome, long BytesReceived);
 
 /// <summary>
-/// Streams a request body into the engine in chunks from two pooled buffers: one is being written
-/// while the next fills from the socket, so network and disk overlap and memory stays at two chunks
-/// whatever the body size. Writes are issued one at a time and in order.
+/// Streams a request body into the engine in chunks from pooled buffers: up to two are being
+/// written while the next fills from the socket, so network and disk overlap and memory stays at
+/// three chunks whatever the body size. Writes are issued in order.
 /// </summary>
 internal sealed class DiskUpload(Func<long, ReadOnlyMemory<byte>, CancellationToken, Task> write, int chunkSize)
 {
@@ -33,13 +33,12 @@ internal sealed class DiskUpload(Func<long, ReadOnlyMemory<byte>, CancellationTo
     /// </summary>
     public async Task<UploadResult> CopyAsync(PipeReader body, long start, long? declaredLength, long limit, CancellationToken ct)
     {
-        // No bigger than the body can be (a 4 KiB PUT rents 4 KiB, not two whole chunks, which the
-        // shared pool cannot keep for 64 concurrent requests), and the second buffer only when a
-        // second chunk comes.
+        // No bigger than the body can be (a 4 KiB PUT rents 4 KiB, not whole chunks, which the
+        // shared pool cannot keep for 64 concurrent requests); more buffers only as chunks come.
         int size = (int)Math.Min(chunkSize, Math.Max(1, limit - start));
-        byte[] filling = ArrayPool<byte>.Shared.Rent(size);
-        byte[]? draining = null;
-        Task pending = Task.CompletedTask;
+        byte[]? filling = ArrayPool<byte>.Shared.Rent(size);
+        var writes = new Queue<(Task Write, byte[] Buffer)>();
+        var spare = new Stack<byte[]>();
         try
         {
             long position = start;
@@ -48,54 +47,77 @@ internal sealed class DiskUpload(Func<long, ReadOnlyMemory<byte>, CancellationTo
                 int want = (int)(ChunkPlanner.NextEnd(position, chunkSize, limit) - position);
                 (int got, bool ended) = want == 0
                     ? (0, !await HasMoreAsync(body, ct))
-                    : await FillAsync(body, filling.AsMemory(0, want), ct);
+                    : await FillAsync(body, filling!.AsMemory(0, want), ct);
                 long next = position + got;
 
                 if (!ended && next == limit && !await HasMoreAsync(body, ct))
                     ended = true;
                 if (!ended && next == limit)
                 {
-                    await pending;
+                    await DrainAsync(writes, spare);
                     return new UploadResult(declaredLength is null ? UploadOutcome.PastEndOfDisk : UploadOutcome.TooLong, next - start + 1);
                 }
                 if (ended && declaredLength is not null && next < limit)
                 {
-                    await pending;
+                    await DrainAsync(writes, spare);
                     return new UploadResult(UploadOutcome.TooShort, next - start);
                 }
 
-                await pending;
                 if (got > 0)
                 {
-                    pending = write(position, filling.AsMemory(0, got), ct);
-                    if (!ended)
+                    if (writes.Count == WritesInFlight)
                     {
-                        draining ??= ArrayPool<byte>.Shared.Rent(size);
-                        (filling, draining) = (draining, filling);
+                        var (oldest, buffer) = writes.Dequeue();
+                        await oldest;
+                        spare.Push(buffer);
                     }
+                    writes.Enqueue((write(position, filling!.AsMemory(0, got), ct), filling!));
+                    filling = ended ? null : spare.TryPop(out var reuse) ? reuse : ArrayPool<byte>.Shared.Rent(size);
                 }
                 position = next;
                 if (ended)
                 {
-                    await pending;
+                    await DrainAsync(writes, spare);
                     return new UploadResult(UploadOutcome.Completed, position - start);
                 }
             }
         }
         finally
         {
-            // The engine may still be reading a buffer if the body read failed mid-write: wait for
-            // it before the buffer goes back to the pool. Its own failure, if any, was either already
-            // thrown above or is secondary to the failure propagating now.
-            try
+            // The engine may still be reading buffers if the body read failed mid-write: wait for
+            // them before they go back to the pool. Their own failures, if any, were either already
+            // thrown above or are secondary to the failure propagating now.
+            while (writes.TryDequeue(out var w))
             {
-                await pending;
+                try
+                {
+                    await w.Write;
+                }
+                catch (Exception)
+                {
+                }
+                spare.Push(w.Buffer);
             }
-            catch (Exception)
-            {
-            }
-            ArrayPool<byte>.Shared.Return(filling);
-            if (draining is not null) ArrayPool<byte>.Shared.Return(draining);
+            if (filling is not null) ArrayPool<byte>.Shared.Return(filling);
+            foreach (var buffer in spare) ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>
+    /// Engine writes of one upload in flight while the next chunk fills: two, so a write that
+    /// waits (the disk queue of its write-back, a metadata round trip) does not stall the socket.
+    /// </summary>
+    private const int WritesInFlight = 2;
+
+    /// <summary>Waits for every write in order; the first failure is thrown (the rest are left to the finally).</summary>
+    private static async Task DrainAsync(Queue<(Task Write, byte[] Buffer)> writes, Stack<byte[]> spare)
+    {
+        while (writes.Count > 0)
+        {
+            var (w, buffer) = writes.Peek();
+            await w;
+            writes.Dequeue();
+            spare.Push(buffer);
         }
     }
 

@@ -20,9 +20,9 @@ public sealed class DiskUploadTests
         {
             MaxInFlight = Math.Max(MaxInFlight, Interlocked.Increment(ref InFlight));
             byte[] before = data.ToArray();
-            await Task.Delay(5, ct); // the caller keeps filling its other buffer meanwhile
+            Writes.Enqueue((offset, before)); // in the order the writes are issued
+            await Task.Delay(5, ct); // the caller keeps filling another buffer meanwhile
             Assert.True(before.AsSpan().SequenceEqual(data.Span), $"buffer of the write at {offset} changed while the write was in flight");
-            Writes.Enqueue((offset, before));
             Interlocked.Decrement(ref InFlight);
         }
 
@@ -71,7 +71,7 @@ public sealed class DiskUploadTests
         Assert.Equal(new UploadResult(UploadOutcome.Completed, body.Length), result);
         Assert.Equal([(start, 3 * MiB / 2), (2L * MiB, 2 * MiB), (4L * MiB, 3 * MiB / 2)], recorder.Writes.Select(w => (w.Offset, w.Data.Length)));
         Assert.Equal(body, recorder.Assemble(start, body.Length));
-        Assert.Equal(1, recorder.MaxInFlight);
+        Assert.InRange(recorder.MaxInFlight, 1, 2); // up to two engine writes overlap the next fill, never more
     }
 
     [Fact]
