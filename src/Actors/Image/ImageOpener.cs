@@ -164,12 +164,10 @@ internal static class ImageOpener
                 for (long c = first; c < Math.Min(first + entries, fileClusters); c++) free.Add(c);
                 continue;
             }
-            byte[] block;
-            if (loaded is not null) block = loaded[t];
-            else if ((kept.Count + 1L) * cs <= keepBytes) block = new byte[cs];
-            else block = scratch ??= new byte[cs];
+            bool keep = (kept.Count + 1L) * cs <= keepBytes;
+            byte[] block = loaded?[t] ?? (keep ? new byte[cs] : scratch ??= new byte[cs]);
             if (loaded is null) await file.ReadAsync(block, off, ct).ConfigureAwait(false);
-            if (block != scratch && (kept.Count + 1L) * cs <= keepBytes) kept[t] = block;
+            if (keep) kept[t] = block;
             for (long i = 0; i < entries; i++)
             {
                 if (RefcountBlock.Get(block, i, layout.RefcountOrder) == 0) free.Add(first + i);
