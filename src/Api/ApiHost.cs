@@ -1,5 +1,8 @@
+using Microsoft.Extensions.Options;
 using System.Text.Json.Serialization;
+using QcowActors.Actors.Cluster;
 using QcowActors.Actors.Service;
+using QcowActors.Api.Cluster;
 using QcowActors.Api.Endpoints;
 using QcowActors.Api.Problems;
 
@@ -71,13 +74,25 @@ internal static class ApiHost
             .Validate(o => o.L2CacheBytesPerImage >= 0 && o.L2CacheBytesTotal >= 0 && o.RefcountCacheBytesPerImage >= 0 && o.RefcountCacheBytesTotal >= 0,
                 "Storage:L2CacheBytes* and Storage:RefcountCacheBytes* must not be negative")
             .ValidateOnStart();
+        services.AddOptions<ClusterSettings>()
+            .Bind(configuration.GetSection(ClusterSettings.Section))
+            .ValidateOnStart();
+        services.AddSingleton<IValidateOptions<ClusterSettings>, ClusterSettingsValidation>();
+
+        // SIGTERM: readiness 503, images handed off, cluster left, HTTP drained (see NodeLifecycle);
+        // 30 s fits the pod's 35 s grace period after its 5 s preStop pause.
+        services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
+        services.AddHealthChecks().AddCheck<NodeLifecycle>("node", tags: [HealthEndpoints.ReadyTag]);
+        services.AddSingleton<NodeLifecycle>();
+        services.AddHttpForwarder();
+        services.AddSingleton<OwnerForwarder>();
 
         // Responses write numbers as numbers; the web default (also reading "123") would make every
         // integer in the generated document "integer or string". Request bodies are parsed by hand.
         services.ConfigureHttpJsonOptions(o => o.SerializerOptions.NumberHandling = JsonNumberHandling.Strict);
         services.AddProblemDetails(o => o.CustomizeProblemDetails = ApiProblems.ApplyDefaults);
         services.AddExceptionHandler<ApiExceptionHandler>();
-        services.AddOpenApi(o => o.AddDocumentTransformer((document, _, _) =>
+        services.AddOpenApi(o => o.DescribeHealth().AddDocumentTransformer((document, _, _) =>
         {
             document.Info.Title = "QcowActors";
             document.Info.Description = "QCOW2 virtual disks over HTTP; /images/{name}/data speaks oVirt imageio's transfer protocol.";
@@ -87,9 +102,12 @@ internal static class ApiHost
 
     private static void UsePipeline(WebApplication app)
     {
+        NodeLifecycle.Use(app);
         app.UseExceptionHandler();
         // Empty 4xx/5xx answers from routing (unknown path 404, wrong method 405) become problems too.
         app.UseStatusCodePages();
+        // Requests about an image go to the node that owns it (this one, or forwarded).
+        app.UseMiddleware<ImageRouting>();
 
         app.MapOpenApi();
         app.UseSwaggerUI(o =>

@@ -29,9 +29,11 @@ public abstract class EngineTestBase : TestKit, IDisposable
 
     protected string ImagePath(string name) => Path.Combine(StoreDirectory, name + ".qcow2");
 
-    protected async Task<byte[]> ReadAsync(string name, long offset, int length)
+    protected Task<byte[]> ReadAsync(string name, long offset, int length) => ReadAsync(Service, name, offset, length);
+
+    protected static async Task<byte[]> ReadAsync(ImageService service, string name, long offset, int length)
     {
-        await using var plan = await Service.PlanReadAsync(name, offset, length, CancellationToken.None);
+        await using var plan = await service.PlanReadAsync(name, offset, length, CancellationToken.None);
         var pipe = new System.IO.Pipelines.Pipe(new System.IO.Pipelines.PipeOptions(pauseWriterThreshold: 0));
         await plan.CopyToAsync(pipe.Writer, CancellationToken.None);
         await pipe.Writer.CompleteAsync();

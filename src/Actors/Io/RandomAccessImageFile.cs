@@ -2,16 +2,31 @@ using Microsoft.Win32.SafeHandles;
 
 namespace QcowActors.Actors.Io;
 
-/// <summary>An image file on disk, read and written with RandomAccess at explicit offsets.</summary>
+/// <summary>
+/// An image file on disk, read and written with RandomAccess at explicit offsets. It is held with
+/// an exclusive lock from open to close (FileShare.None: .NET takes flock(LOCK_EX|LOCK_NB)), so a
+/// second process, on this node or another one sharing the store, cannot open it at the same time:
+/// that is the storage-level fence behind "one writer per image".
+/// </summary>
 public sealed class RandomAccessImageFile : IImageFile
 {
+    private const int EWOULDBLOCK = 11;
     private readonly SafeFileHandle _handle;
+    private int _disposed;
 
     public RandomAccessImageFile(string path, bool writable)
     {
         Path = path;
-        _handle = File.OpenHandle(path, FileMode.Open, writable ? FileAccess.ReadWrite : FileAccess.Read,
-            FileShare.ReadWrite | FileShare.Delete, FileOptions.Asynchronous);
+        try
+        {
+            _handle = File.OpenHandle(path, FileMode.Open, writable ? FileAccess.ReadWrite : FileAccess.Read,
+                FileShare.None, FileOptions.Asynchronous);
+        }
+        catch (IOException e) when (e.HResult == EWOULDBLOCK && e is not FileNotFoundException)
+        {
+            throw new ImageLockedException(path, e);
+        }
+        WriterLog.Opened(path);
     }
 
     public string Path { get; }
@@ -114,6 +129,9 @@ public sealed class RandomAccessImageFile : IImageFile
 
     public ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return ValueTask.CompletedTask;
+        // Logged before the lock goes: a logged close always precedes any other process's logged open.
+        WriterLog.Closing(Path);
         _handle.Dispose();
         return ValueTask.CompletedTask;
     }

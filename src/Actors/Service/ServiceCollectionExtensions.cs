@@ -1,9 +1,14 @@
 using Akka;
 using Akka.Actor;
+using Akka.Cluster.Hosting;
+using Akka.Cluster.Hosting.SBR;
+using Akka.Cluster.Sharding;
 using Akka.Hosting;
+using Akka.Remote.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
+using QcowActors.Actors.Cluster;
 using QcowActors.Actors.Io;
 using QcowActors.Actors.Store;
 
@@ -18,31 +23,76 @@ public static class ServiceCollectionExtensions
     public const string ActorSystemName = "QcowActors";
 
     /// <summary>
-    /// Registers the actor system (Akka.Hosting), the store actor and <see cref="IImageService"/>.
-    /// Options come from IOptions&lt;StoreOptions&gt; (bind the "Storage" section before calling).
-    /// On shutdown every open image is flushed and closed cleanly before the actor system stops.
+    /// Registers the actor system (Akka.Hosting) as a cluster node, the node-local store actor, the
+    /// image shard region and <see cref="IImageService"/>. Options come from IOptions&lt;StoreOptions&gt;
+    /// and IOptions&lt;ClusterSettings&gt; (bind "Storage" and "Cluster" before calling). With no
+    /// cluster settings the node joins itself. On shutdown the region hands its images off (each
+    /// closed cleanly), then every image still open here is flushed and closed.
     /// </summary>
     public static IServiceCollection AddQcowStore(this IServiceCollection services)
     {
         services.TryAddSingleton<IImageFileSystem, DiskFileSystem>();
+        services.TryAddSingleton<ClusterNode>();
+        services.TryAddSingleton<ImageOwnership>();
+        services.AddOptions<ClusterSettings>();
         services.AddAkka(ActorSystemName, (builder, sp) =>
         {
             var options = sp.GetRequiredService<IOptions<StoreOptions>>().Value;
+            var cluster = sp.GetRequiredService<IOptions<ClusterSettings>>().Value;
             var fs = sp.GetRequiredService<IImageFileSystem>();
+            var node = sp.GetRequiredService<ClusterNode>();
+            var ownership = sp.GetRequiredService<ImageOwnership>();
             builder.AddHocon(
                 "akka.coordinated-shutdown.phases.before-actor-system-terminate.timeout = 120s\n" +
-                "akka.loglevel = INFO\n", HoconAddMode.Prepend);
+                "akka.loglevel = INFO\n" +
+                $"akka.cluster.split-brain-resolver.stable-after = {(long)cluster.StableAfterTime.TotalMilliseconds}ms\n" +
+                // Down everybody rather than guess while membership keeps changing (3/4 of stable-after).
+                "akka.cluster.split-brain-resolver.down-all-when-unstable = on\n", HoconAddMode.Prepend);
+            builder.WithRemoting(new RemoteOptions { HostName = cluster.Hostname, Port = cluster.Port });
+            if (System.Net.IPAddress.TryParse(cluster.Hostname, out var ip) && ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
+            {
+                // An IPv4 address binds an IPv4 socket, not a dual-stack one on ::ffff:a.b.c.d.
+                builder.AddHocon("akka.remote.dot-netty.tcp { dns-use-ipv6 = false, enforce-ip-family = true }", HoconAddMode.Prepend);
+            }
+            builder.WithClustering(new ClusterOptions
+            {
+                SeedNodes = cluster.SeedNodes,
+                SplitBrainResolver = new KeepMajorityOption(),
+            });
+            ClusterDiscovery.Configure(builder, cluster);
+            builder.WithActorSystemLivenessCheck(tags: ["live"]);
+            builder.WithAkkaClusterReadinessCheck(tags: ["ready"]);
             builder.WithActors((system, registry) =>
             {
                 var store = system.ActorOf(ImageStoreActor.Props(Path.GetFullPath(options.Directory), fs, options.PassivateAfter,
                     new Image.CacheBudget(options.L2CacheBytesPerImage, options.L2CacheBytesTotal),
-                    new Image.CacheBudget(options.RefcountCacheBytesPerImage, options.RefcountCacheBytesTotal)), "images");
+                    new Image.CacheBudget(options.RefcountCacheBytesPerImage, options.RefcountCacheBytesTotal), ownership), "images");
                 registry.Register<ImageStoreActor>(store);
                 CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseBeforeActorSystemTerminate, "close-images", async () =>
                 {
                     await store.Ask<StoreStopped>(new StopAllImages(), TimeSpan.FromSeconds(110)).ConfigureAwait(false);
                     return Done.Instance;
                 });
+            });
+            builder.WithShardRegion<ImageRegion>(ImageRegion.TypeName,
+                (_, registry, _) => image => ImageOwner.Props(image, node, ownership, registry.Get<ImageStoreActor>()),
+                new ImageMessageExtractor(),
+                new ShardOptions
+                {
+                    // 1.5.73 still defaults to persistence on the in-memory journal, which forgets shard
+                    // placements on restart and can place a shard twice (akka.net#7289).
+                    StateStoreMode = StateStoreMode.DData,
+                    RememberEntities = false,
+                    PassivateIdleEntityAfter = options.PassivateAfter,
+                    HandOffStopMessage = ReleaseImage.Instance,
+                });
+            builder.AddStartup((system, _) =>
+            {
+                var self = Akka.Cluster.Cluster.Get(system);
+                node.Address = self.SelfAddress.ToString();
+                WriterLog.Node = node.Address;
+                WriterLog.Enabled = true;
+                if (!cluster.IsMultiNode) self.Join(self.SelfAddress); // single node: a cluster of one
             });
         });
         services.AddSingleton<IImageService>(sp => new ImageService(

@@ -26,13 +26,19 @@ public sealed class ImageStoreActor : ReceiveActor
     private readonly Dictionary<string, List<(object Message, IActorRef Sender)>> _closing = [];
     private readonly Dictionary<string, IActorRef> _deleteRequests = [];
     private readonly HashSet<string> _creating = [];
+    /// <summary>Who waits for an image to be closed by <see cref="ReleaseLocalImage"/>.</summary>
+    private readonly Dictionary<string, List<IActorRef>> _releaseRequests = [];
+    private readonly Cluster.ImageOwnership? _ownership;
     private IActorRef? _stopAllRequester;
 
     private sealed record Created(string Image, IActorRef ReplyTo, object Result);
     private sealed record Deleted(string Image, IActorRef ReplyTo, Exception? Error);
 
-    public ImageStoreActor(string directory, IImageFileSystem fs, TimeSpan passivateAfter, CacheBudget? cacheBudget = null, CacheBudget? refcountBudget = null)
+    /// <param name="ownership">Images this node may open (cluster); null: every image (a store on its own).</param>
+    public ImageStoreActor(string directory, IImageFileSystem fs, TimeSpan passivateAfter, CacheBudget? cacheBudget = null, CacheBudget? refcountBudget = null,
+        Cluster.ImageOwnership? ownership = null)
     {
+        _ownership = ownership;
         _cacheBudget = cacheBudget ?? new CacheBudget(128L << 20, 256L << 20);
         _refcountBudget = refcountBudget ?? new CacheBudget(32L << 20, 128L << 20);
         _directory = directory;
@@ -54,6 +60,17 @@ public sealed class ImageStoreActor : ReceiveActor
             Replay(d.Image);
         });
         Receive<Passivate>(p => BeginClose(p.Image));
+        Receive<ReleaseLocalImage>(r =>
+        {
+            if (!_open.ContainsKey(r.Image))
+            {
+                Sender.Tell(new LocalImageReleased(r.Image));
+                return;
+            }
+            if (!_releaseRequests.TryGetValue(r.Image, out var waiting)) _releaseRequests[r.Image] = waiting = [];
+            waiting.Add(Sender);
+            BeginClose(r.Image);
+        });
         Receive<ImageReadyToStop>(r =>
         {
             if (!_open.TryGetValue(r.Image, out var image)) return;
@@ -73,8 +90,9 @@ public sealed class ImageStoreActor : ReceiveActor
     /// <summary>An image supervisor that fails is stopped, not restarted: the next request reopens (and repairs) the file.</summary>
     protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Stop);
 
-    public static Props Props(string directory, IImageFileSystem fs, TimeSpan passivateAfter, CacheBudget? cacheBudget = null, CacheBudget? refcountBudget = null)
-        => Akka.Actor.Props.Create(() => new ImageStoreActor(directory, fs, passivateAfter, cacheBudget, refcountBudget));
+    public static Props Props(string directory, IImageFileSystem fs, TimeSpan passivateAfter, CacheBudget? cacheBudget = null, CacheBudget? refcountBudget = null,
+        Cluster.ImageOwnership? ownership = null)
+        => Akka.Actor.Props.Create(() => new ImageStoreActor(directory, fs, passivateAfter, cacheBudget, refcountBudget, ownership));
 
     private string PathOf(string name) => ImageNames.PathFor(_directory, name);
 
@@ -93,6 +111,12 @@ public sealed class ImageStoreActor : ReceiveActor
         }
         if (!_open.TryGetValue(name, out var image))
         {
+            if (_ownership is not null && !_ownership.MayOpen(name))
+            {
+                Sender.Tell(new Status.Failure(new ImageException(ImageError.Unavailable,
+                    $"image '{name}' is not served by this node right now (it is moving to another node); try again")));
+                return;
+            }
             if (!File.Exists(PathOf(name)))
             {
                 Sender.Tell(new Status.Failure(new ImageException(ImageError.NotFound, $"image '{name}' does not exist")));
@@ -121,6 +145,8 @@ public sealed class ImageStoreActor : ReceiveActor
         if (!_names.Remove(image, out var name)) return;
         _open.Remove(name);
         _closeRequested.Remove(name);
+        if (_releaseRequests.Remove(name, out var released))
+            foreach (var r in released) r.Tell(new LocalImageReleased(name));
         if (_deleteRequests.Remove(name, out var requester))
         {
             DeleteFile(name, requester);

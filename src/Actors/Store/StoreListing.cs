@@ -27,7 +27,7 @@ internal static class StoreListing
     {
         try
         {
-            using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, FileOptions.Asynchronous);
+            using var handle = Io.UnlockedRead.Open(path);
             long length = RandomAccess.GetLength(handle);
             var probe = new byte[(int)Math.Min(length, ProbeBytes)];
             await RandomAccess.ReadAsync(handle, probe, 0).ConfigureAwait(false);

@@ -27,3 +27,8 @@ public sealed record StopNow;
 public sealed record StopAllImages;
 
 public sealed record StoreStopped;
+
+/// <summary>Closes the image if it is open here (flushed, file closed). Reply: <see cref="LocalImageReleased"/>.</summary>
+public sealed record ReleaseLocalImage(string Image);
+
+public sealed record LocalImageReleased(string Image);

@@ -1,19 +1,69 @@
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.AspNetCore.OpenApi;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.OpenApi;
+
 namespace QcowActors.Api.Endpoints;
 
-/// <summary>Liveness and readiness probes.</summary>
+/// <summary>
+/// Liveness (the actor system runs) and readiness (this node is an Up cluster member, its store is
+/// there and it is not stopping), as ASP.NET health checks. Kubernetes probes them; 503 = not.
+/// </summary>
 internal static class HealthEndpoints
 {
+    public const string LiveTag = "live";
+    public const string ReadyTag = "ready";
+
     public static void MapHealth(this IEndpointRouteBuilder routes)
     {
-        RouteGroupBuilder health = routes.MapGroup("/healthz").WithTags("Health");
-        health.MapGet("/live", () => Results.Text("ok"))
-            .WithName("Live")
-            .WithSummary("The process answers HTTP")
-            .Produces<string>(StatusCodes.Status200OK, "text/plain");
-        // Readiness is liveness until the store reports its own state (e.g. recovering leaked clusters).
-        health.MapGet("/ready", () => Results.Text("ok"))
-            .WithName("Ready")
-            .WithSummary("The server takes requests")
-            .Produces<string>(StatusCodes.Status200OK, "text/plain");
+        routes.MapHealthChecks("/healthz/live", Options(LiveTag));
+        routes.MapHealthChecks("/healthz/ready", Options(ReadyTag));
     }
+
+    private static HealthCheckOptions Options(string tag) => new()
+    {
+        Predicate = r => r.Tags.Contains(tag),
+        ResponseWriter = async (context, report) =>
+        {
+            context.Response.ContentType = "text/plain";
+            context.Response.Headers.CacheControl = "no-store";
+            await context.Response.WriteAsync(report.Status == HealthStatus.Healthy ? "ok" : "unavailable");
+        },
+    };
+
+    /// <summary>Health check endpoints carry no API metadata; the document describes them here.</summary>
+    public static OpenApiOptions DescribeHealth(this OpenApiOptions options) => options.AddDocumentTransformer((document, _, _) =>
+    {
+        document.Paths ??= [];
+        document.Paths["/healthz/live"] = Probe(document, "Live", "The actor system runs");
+        document.Paths["/healthz/ready"] = Probe(document, "Ready", "This node takes requests: an Up cluster member, store present, not stopping");
+        return Task.CompletedTask;
+    });
+
+    private static OpenApiPathItem Probe(OpenApiDocument document, string id, string summary) => new()
+    {
+        Operations = new Dictionary<HttpMethod, OpenApiOperation>
+        {
+            [HttpMethod.Get] = new()
+            {
+                OperationId = id,
+                Summary = summary,
+                Tags = new HashSet<OpenApiTagReference> { new("Health", document) },
+                Responses = new OpenApiResponses
+                {
+                    ["200"] = Text("ok"),
+                    ["503"] = Text("unavailable"),
+                },
+            },
+        },
+    };
+
+    private static OpenApiResponse Text(string body) => new()
+    {
+        Description = body,
+        Content = new Dictionary<string, OpenApiMediaType>
+        {
+            ["text/plain"] = new() { Schema = new OpenApiSchema { Type = JsonSchemaType.String } },
+        },
+    };
 }

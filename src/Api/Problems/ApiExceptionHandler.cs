@@ -10,6 +10,9 @@ internal sealed class ApiExceptionHandler(IProblemDetailsService problemDetails)
         if (ProblemMapper.TryMap(exception) is not { } problem)
             return false;
         httpContext.Response.StatusCode = problem.Status!.Value;
+        // 503 is always "try again": say when (a moving or locked image is back within seconds).
+        if (problem.Status == StatusCodes.Status503ServiceUnavailable)
+            httpContext.Response.Headers.RetryAfter = "1";
         return await problemDetails.TryWriteAsync(new ProblemDetailsContext
         {
             HttpContext = httpContext,

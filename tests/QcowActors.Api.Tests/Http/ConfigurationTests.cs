@@ -16,6 +16,14 @@ public sealed class ConfigurationTests
     private static WebApplication Build(params string[] args)
         => ApiHost.Build(args, s => s.AddQcowStore());
 
+    /// <summary>Builds and starts: settings are validated by then (some while building, most when starting).</summary>
+    private static async Task StartAsync(params string[] args)
+    {
+        await using WebApplication app = Build(args);
+        await app.StartAsync();
+        await app.StopAsync();
+    }
+
     [Fact]
     public async Task Default_listen_address_is_loopback_8080_from_appsettings()
     {
@@ -79,8 +87,7 @@ public sealed class ConfigurationTests
     [Fact]
     public async Task Absurd_write_chunk_size_fails_at_start()
     {
-        await using WebApplication app = Build("--Storage:MaxWriteChunk=10", "--urls=http://127.0.0.1:0");
-        await Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync());
+        await Assert.ThrowsAsync<OptionsValidationException>(() => StartAsync("--Storage:MaxWriteChunk=10", "--urls=http://127.0.0.1:0"));
     }
 
     [Theory]
@@ -90,8 +97,7 @@ public sealed class ConfigurationTests
     [InlineData("RefcountCacheBytesTotal")]
     public async Task Negative_cache_budget_fails_at_start(string key)
     {
-        await using WebApplication app = Build($"--Storage:{key}=-1", "--urls=http://127.0.0.1:0");
-        var e = await Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync());
+        var e = await Assert.ThrowsAsync<OptionsValidationException>(() => StartAsync($"--Storage:{key}=-1", "--urls=http://127.0.0.1:0"));
         Assert.Contains("must not be negative", e.Message);
     }
 
@@ -128,6 +134,32 @@ public sealed class ConfigurationTests
         finally
         {
             if (Directory.Exists(store)) Directory.Delete(store, recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData("--Cluster:StableAfter=soon", "Cluster:StableAfter")]
+    [InlineData("--Cluster:Discovery=dns", "'kubernetes' or 'config'")]
+    [InlineData("--Cluster:SeedNodes:0=127.0.0.1:4051", "akka.tcp://QcowActors@HOST:PORT")]
+    public async Task Invalid_cluster_settings_fail_at_start_naming_the_key(string setting, string expected)
+    {
+        var e = await Assert.ThrowsAsync<OptionsValidationException>(() => StartAsync(setting, "--urls=http://127.0.0.1:0"));
+        Assert.Contains(expected, e.Message);
+    }
+
+    [Fact]
+    public async Task A_cluster_node_refuses_to_start_with_file_locking_disabled()
+    {
+        // .NET would skip the flock that keeps a second node from writing an image.
+        Environment.SetEnvironmentVariable("DOTNET_SYSTEM_IO_DISABLEFILELOCKING", "1");
+        try
+        {
+            var e = await Assert.ThrowsAsync<OptionsValidationException>(() => StartAsync("--Cluster:SeedNodes:0=akka.tcp://QcowActors@127.0.0.1:4051", "--urls=http://127.0.0.1:0"));
+            Assert.Contains("file locking is disabled", e.Message);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("DOTNET_SYSTEM_IO_DISABLEFILELOCKING", null);
         }
     }
 }

@@ -1,0 +1,144 @@
+using Akka.Actor;
+using Akka.Hosting;
+using Microsoft.Extensions.Options;
+using QcowActors.Actors.Cluster;
+using QcowActors.Actors.Service;
+using QcowActors.Actors.Store;
+using QcowActors.Api.Problems;
+
+namespace QcowActors.Api.Cluster;
+
+/// <summary>
+/// Sends every request about one image (/images/{name} and below) to the node that owns it. An
+/// image owned here is served here under an ownership lease; otherwise its shard entity is asked
+/// where it lives (placing it if nobody owns it) and the HTTP request is forwarded there, body
+/// streamed both ways: payload bytes never travel in remoting messages.
+/// </summary>
+internal sealed class ImageRouting(
+    RequestDelegate next,
+    ImageOwnership ownership,
+    IRequiredActor<ImageRegion> region,
+    ClusterNode node,
+    OwnerForwarder forwarder,
+    IOptions<ClusterSettings> cluster,
+    IOptions<StoreOptions> store,
+    ILogger<ImageRouting> log)
+{
+    /// <summary>How often a node already forwarded this request; bounds ping-pong while ownership moves.</summary>
+    public const string HopsHeader = "X-QcowActors-Hops";
+    private const int MaxHops = 3;
+    private static readonly TimeSpan LocateTimeout = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan RetryDelay = TimeSpan.FromMilliseconds(100);
+    private readonly TimeSpan _keepInterval = store.Value.PassivateAfter / 4;
+
+    public async Task InvokeAsync(HttpContext context)
+    {
+        string? image = ImageOf(context.Request.Path);
+        if (image is null)
+        {
+            await next(context);
+            return;
+        }
+        if (ownership.TryAcquire(image) is { } lease)
+        {
+            await ServeAsync(context, image, lease);
+            return;
+        }
+        await RouteAsync(context, image);
+    }
+
+    /// <summary>The image a path is about, or null (other paths, invalid names: served here, which answers them).</summary>
+    internal static string? ImageOf(PathString path)
+    {
+        if (!path.StartsWithSegments("/images", out var rest) || !rest.HasValue) return null;
+        string tail = rest.Value![1..];
+        int slash = tail.IndexOf('/');
+        string name = slash < 0 ? tail : tail[..slash];
+        return ImageNames.IsValid(name) ? name : null;
+    }
+
+    private async Task ServeAsync(HttpContext context, string image, ImageOwnership.Lease lease)
+    {
+        using (lease)
+        {
+            // Requests served here do not pass through the region: tell it now and then, so the
+            // entity is not passivated as idle while the image is busy.
+            if (ownership.ShouldKeep(image, _keepInterval)) region.ActorRef.Tell(new KeepImageOwned(image));
+            await next(context);
+        }
+    }
+
+    private async Task RouteAsync(HttpContext context, string image)
+    {
+        int hops = int.TryParse(context.Request.Headers[HopsHeader], out int h) ? h : 0;
+        var deadline = DateTime.UtcNow + cluster.Value.RouteTimeoutTime;
+        string? lastProblem = null;
+        while (!context.RequestAborted.IsCancellationRequested)
+        {
+            ImageLocated? at = await LocateAsync(image, context.RequestAborted);
+            if (at is null)
+            {
+                lastProblem = "the cluster did not say which node serves it";
+            }
+            else if (at.Node == node.Address)
+            {
+                if (ownership.TryAcquire(image) is { } lease)
+                {
+                    await ServeAsync(context, image, lease);
+                    return;
+                }
+                lastProblem = "it is moving between nodes";
+            }
+            else if (at.HttpUrl is null)
+            {
+                lastProblem = $"its node {at.Node} is still starting";
+            }
+            else if (hops >= MaxHops)
+            {
+                lastProblem = $"it was forwarded {hops} times without reaching its owner";
+                break;
+            }
+            else if (await forwarder.TryForwardAsync(context, at.HttpUrl, hops + 1))
+            {
+                return;
+            }
+            else
+            {
+                lastProblem = $"its node {at.Node} did not take the connection";
+            }
+            if (DateTime.UtcNow + RetryDelay > deadline) break;
+            await Task.Delay(RetryDelay, context.RequestAborted).ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+        if (context.RequestAborted.IsCancellationRequested) return;
+        log.LogWarning("Request for image {Image} not routed: {Problem}", image, lastProblem);
+        await WriteUnavailableAsync(context, $"image '{image}' cannot be reached right now: {lastProblem}; try again");
+    }
+
+    private async Task<ImageLocated?> LocateAsync(string image, CancellationToken ct)
+    {
+        try
+        {
+            return await region.ActorRef.Ask<ImageLocated>(new LocateImage(image), LocateTimeout, ct);
+        }
+        catch (AskTimeoutException)
+        {
+            return null; // the owner may be dead and not yet downed: ask again until the deadline
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            return null;
+        }
+        catch (OperationCanceledException)
+        {
+            return null;
+        }
+    }
+
+    internal static async Task WriteUnavailableAsync(HttpContext context, string detail)
+    {
+        if (context.Response.HasStarted) return;
+        context.Response.Clear();
+        context.Response.Headers.RetryAfter = "1";
+        await ApiProblems.Result(StatusCodes.Status503ServiceUnavailable, detail).ExecuteAsync(context);
+    }
+}

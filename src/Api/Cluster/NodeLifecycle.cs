@@ -1,0 +1,87 @@
+using Akka;
+using Akka.Actor;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
+using QcowActors.Actors.Cluster;
+using QcowActors.Actors.Service;
+
+namespace QcowActors.Api.Cluster;
+
+/// <summary>
+/// The node's HTTP side of joining and leaving the cluster. Started: publish the URL other nodes
+/// forward to. Stopping (SIGTERM): readiness turns 503 at once; Akka's coordinated shutdown then
+/// hands the images off (each closed cleanly) while this server still answers and forwards; only
+/// after that, and after leaving the cluster, does the server stop listening and drain.
+/// </summary>
+internal sealed class NodeLifecycle(
+    IServer server,
+    IHostApplicationLifetime lifetime,
+    IServiceProvider services,
+    ClusterNode node,
+    IOptions<ClusterSettings> cluster,
+    IOptions<StoreOptions> store,
+    ILogger<NodeLifecycle> log) : IHealthCheck
+{
+    public const string HeaderName = "X-QcowActors-Node";
+    private volatile bool _stopping;
+
+    public static void Use(WebApplication app)
+    {
+        var lifecycle = app.Services.GetRequiredService<NodeLifecycle>();
+        var node = app.Services.GetRequiredService<ClusterNode>();
+        app.Lifetime.ApplicationStarted.Register(lifecycle.OnStarted);
+        app.Lifetime.ApplicationStopping.Register(() => lifecycle._stopping = true);
+        // Every response names the node that executed it; a forwarded one keeps the owner's.
+        app.Use((context, next) =>
+        {
+            context.Response.OnStarting(static state =>
+            {
+                var (response, address) = ((HttpResponse, string))state;
+                if (!response.Headers.ContainsKey(HeaderName)) response.Headers[HeaderName] = address;
+                return Task.CompletedTask;
+            }, (context.Response, node.Address));
+            return next(context);
+        });
+    }
+
+    private void OnStarted()
+    {
+        node.HttpUrl = PublicUrl(server.Features.Get<IServerAddressesFeature>()?.Addresses ?? [], cluster.Value.Hostname);
+        log.LogInformation("Node {Node} serves HTTP at {Url}", node.Address, node.HttpUrl);
+        // Resolved now, not at build: the actor system exists once the hosted services have started.
+        var system = services.GetRequiredService<ActorSystem>();
+        CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseClusterExiting, "stop-http", async () =>
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(8));
+            try { await server.StopAsync(cts.Token); }
+            catch (OperationCanceledException) { }
+            return Done.Instance;
+        });
+        // A node downed by the cluster (or whose actor system stops for any other reason) exits.
+        system.WhenTerminated.ContinueWith(_ => lifetime.StopApplication(), TaskScheduler.Default);
+    }
+
+    /// <summary>The first http address, with a wildcard host replaced by the cluster hostname other nodes use.</summary>
+    internal static string? PublicUrl(IEnumerable<string> addresses, string hostname)
+    {
+        foreach (string address in addresses)
+        {
+            if (!Uri.TryCreate(address.Replace("://+", "://0.0.0.0").Replace("://*", "://0.0.0.0"), UriKind.Absolute, out var uri) || uri.Scheme != "http")
+                continue;
+            string host = uri.Host is "0.0.0.0" or "[::]" or "::" ? hostname : uri.Host;
+            if (host.Contains(':') && !host.StartsWith('[')) host = $"[{host}]";
+            return $"http://{host}:{uri.Port}";
+        }
+        return null;
+    }
+
+    /// <summary>Readiness: not while stopping, and not without the store directory.</summary>
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        if (_stopping) return Task.FromResult(HealthCheckResult.Unhealthy("the node is stopping"));
+        if (!Directory.Exists(store.Value.Directory)) return Task.FromResult(HealthCheckResult.Unhealthy("the store directory is missing"));
+        return Task.FromResult(HealthCheckResult.Healthy());
+    }
+}
