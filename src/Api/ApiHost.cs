@@ -33,6 +33,7 @@ internal static class ApiHost
         builder.Configuration.AddCommandLine(args);
 
         UseInlineScheduling(builder);
+        BootstrapEndpoint.Listen(builder);
         AddServices(builder.Services, builder.Configuration);
         addStore(builder.Services);
 
@@ -79,9 +80,9 @@ internal static class ApiHost
             .ValidateOnStart();
         services.AddSingleton<IValidateOptions<ClusterSettings>, ClusterSettingsValidation>();
 
-        // SIGTERM: readiness 503, images handed off, cluster left, HTTP drained (see NodeLifecycle);
-        // 30 s fits the pod's 35 s grace period after its 5 s preStop pause.
-        services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
+        // SIGTERM: readiness 503, images handed off (≤ 10 s), cluster left, HTTP drained (≤ 8 s), images
+        // still open closed (see NodeLifecycle); 25 s fits the pod's 35 s grace period after its 5 s preStop pause.
+        services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(25));
         services.AddHealthChecks().AddCheck<NodeLifecycle>("node", tags: [HealthEndpoints.ReadyTag]);
         services.AddSingleton<NodeLifecycle>();
         services.AddHttpForwarder();
@@ -122,5 +123,6 @@ internal static class ApiHost
         app.MapDiskWrite();
         app.MapImageio();
         app.MapHealth();
+        BootstrapEndpoint.Map(app);
     }
 }

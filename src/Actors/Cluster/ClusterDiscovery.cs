@@ -1,15 +1,15 @@
 using Akka.Discovery.Config.Hosting;
 using Akka.Discovery.KubernetesApi;
 using Akka.Hosting;
-using Akka.Management;
+using Akka.Management.Dsl;
 using Akka.Management.Cluster.Bootstrap;
 
 namespace QcowActors.Actors.Cluster;
 
 /// <summary>
-/// Cluster:Discovery: Akka.Management's HTTP endpoint plus Cluster Bootstrap, finding the other
-/// nodes through the Kubernetes API (pods labelled app=qcowactors, container port "management")
-/// or through a fixed list (config). Not used with seed nodes or on a single node.
+/// Cluster:Discovery: Akka.Management's Cluster Bootstrap, finding the other nodes through the
+/// Kubernetes API (pods labelled app=qcowactors, container port "management") or through a fixed
+/// list (config), and probing their management port. Not used with seed nodes or on a single node.
 /// </summary>
 internal static class ClusterDiscovery
 {
@@ -20,13 +20,10 @@ internal static class ClusterDiscovery
     {
         if (!cluster.UsesDiscovery || cluster.UsesSeeds) return;
         bool kubernetes = cluster.Discovery == "kubernetes";
-        builder.WithAkkaManagement(setup =>
-        {
-            setup.Http.HostName = cluster.Hostname;
-            setup.Http.Port = cluster.ManagementPort;
-            setup.Http.BindHostName = cluster.ManagementBindHostname ?? cluster.Hostname;
-            setup.Http.BindPort = cluster.ManagementPort;
-        }, autoStart: true);
+        // Akka.Management's own HTTP server (Akka.Http.Shim on Ceen.Httpd) cannot start with the
+        // Ceen.Httpd served to us (0.9.10 changed ListenAsync's signature: MissingMethodException),
+        // so the one route bootstrap needs, GET /bootstrap/seed-nodes, is served by our Kestrel on
+        // Cluster:ManagementPort (see the Api's BootstrapEndpoint) and bootstrap is started here.
         builder.WithClusterBootstrap(o =>
         {
             o.ContactPointDiscovery.ServiceName = ServiceName;
@@ -37,10 +34,17 @@ internal static class ClusterDiscovery
             // Several nodes on one host differ only by port: keep them all.
             o.ContactPoint.FilterOnFallbackPort = false;
             o.ContactPoint.FallbackPort = cluster.ManagementPort;
-        }, autoStart: true);
+        }, autoStart: false);
         if (kubernetes)
             builder.WithKubernetesDiscovery(o => o.PodLabelSelector = cluster.PodLabelSelector);
         else
             builder.WithConfigDiscovery(o => o.Services = [new Akka.Discovery.Config.Hosting.Service { Name = ServiceName, Endpoints = cluster.DiscoveryEndpoints }]);
+        builder.AddStartup(async (system, _) =>
+        {
+            var bootstrap = ClusterBootstrap.Get(system);
+            // Tells bootstrap where this node's contact point is (what AkkaManagement would do when binding).
+            bootstrap.Routes(ManagementRouteProviderSettings.Create(new Uri($"http://{cluster.Hostname}:{cluster.ManagementPort}/"), readOnly: false));
+            await bootstrap.Start();
+        });
     }
 }

@@ -48,7 +48,11 @@ internal sealed class NodeLifecycle(
 
     private void OnStarted()
     {
-        node.HttpUrl = PublicUrl(server.Features.Get<IServerAddressesFeature>()?.Addresses ?? [], cluster.Value.Hostname);
+        var settings = cluster.Value;
+        var addresses = server.Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
+        // The management listener (Cluster:Discovery) is not where requests are forwarded to.
+        if (settings.UsesDiscovery) addresses = [.. addresses.Where(a => !a.EndsWith($":{settings.ManagementPort}", StringComparison.Ordinal))];
+        node.HttpUrl = PublicUrl(addresses, settings.Hostname);
         log.LogInformation("Node {Node} serves HTTP at {Url}", node.Address, node.HttpUrl);
         // Resolved now, not at build: the actor system exists once the hosted services have started.
         var system = services.GetRequiredService<ActorSystem>();
