@@ -41,7 +41,8 @@ BENCH_NO_BUILD=${BENCH_NO_BUILD:-0}                     # 1: use the server dll 
 RSS_LIMIT_MIB=300           # the issue: RSS <= 300 MiB in every phase
 RSS_LIMIT_MULTI_MIB=1024    # ... and <= 1 GiB with 1,000 images open
 
-DLL=$REPO/src/Api/bin/Release/net10.0/QcowActors.Api.dll
+DLL=${BENCH_DLL:-$REPO/src/Api/bin/Release/net10.0/QcowActors.Api.dll}   # BENCH_DLL: another build (compare-builds.sh)
+RESULTS_DIR=${BENCH_RESULTS_DIR:-$BENCH_DIR/results}                       # BENCH_RESULTS_DIR: elsewhere (compare-builds.sh)
 BENCH_PROJECT=$BENCH_DIR/QcowActors.Benchmarks
 CLUSTER=65536               # qemu-img's default cluster size, used for the sparse image
 
@@ -747,8 +748,8 @@ report() {
         sed 's/^/  - /' "$WORK/failures.txt"
     fi
 
-    mkdir -p "$BENCH_DIR/results"
-    out=$BENCH_DIR/results/$stamp.json
+    mkdir -p "$RESULTS_DIR"
+    out=$RESULTS_DIR/$stamp.json
     jq -n --arg stamp "$stamp" --arg commit "$COMMIT" --arg dirty "$SRC_MODIFIED" \
         --arg cpus "$(nproc)" --arg kernel "$(uname -r)" \
         --arg load_start "$LOAD_START" --arg load_end "$(cut -d' ' -f1-3 /proc/loadavg)" \
@@ -767,7 +768,7 @@ report() {
                    multi_counts: ($multi | split(" ") | map(select(. != "") | tonumber)), phases: $phases,
                    server_environment: ($server_env | split("\n") | map(select(. != "")))},
           rows: $rows, failures: ($failures | split("\n") | map(select(. != "")))}' >"$out"
-    cp "$out" "$BENCH_DIR/results/latest.json"
+    cp "$out" "$RESULTS_DIR/latest.json"
     printf '\nwritten: %s (and results/latest.json)\n' "${out#"$REPO"/}"
 }
 

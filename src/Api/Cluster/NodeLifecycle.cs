@@ -33,15 +33,17 @@ internal sealed class NodeLifecycle(
         var node = app.Services.GetRequiredService<ClusterNode>();
         app.Lifetime.ApplicationStarted.Register(lifecycle.OnStarted);
         app.Lifetime.ApplicationStopping.Register(() => lifecycle._stopping = true);
-        // Every response names the node that executed it; a forwarded one keeps the owner's.
+        // Every response names the node that executed it; a forwarded one keeps the owner's. Set
+        // when the response starts, so error answers (the exception handler clears headers) have it too.
+        Func<object, Task> nameNode = state =>
+        {
+            var headers = ((HttpResponse)state).Headers;
+            if (!headers.ContainsKey(HeaderName)) headers[HeaderName] = node.Address;
+            return Task.CompletedTask;
+        };
         app.Use((context, next) =>
         {
-            context.Response.OnStarting(static state =>
-            {
-                var (response, address) = ((HttpResponse, string))state;
-                if (!response.Headers.ContainsKey(HeaderName)) response.Headers[HeaderName] = address;
-                return Task.CompletedTask;
-            }, (context.Response, node.Address));
+            context.Response.OnStarting(nameNode, context.Response);
             return next(context);
         });
     }
