@@ -118,10 +118,38 @@ internal static class ManifestRules
         if (!env.TryGetValue("Cluster__Hostname", out var host) || host != "$(POD_IP)")
             problems.Add("Cluster__Hostname must be $(POD_IP)");
         if (!env.ContainsKey("POD_IP")) problems.Add("POD_IP must come from the pod's status.podIP");
+        problems.AddRange(SettingProblems(env, container));
         return problems;
     }
 
     private static YamlNode? FirstContainer(List<YamlNode> containers) => containers.FirstOrDefault();
+
+    /// <summary>
+    /// Settings the app reads (ASP.NET configuration, "__" = ":"): a misspelt one would be ignored
+    /// in silence. The ports named in the container must be the ones the app is told to use.
+    /// </summary>
+    private static IEnumerable<string> SettingProblems(Dictionary<string, string?> env, YamlNode? container)
+    {
+        var sections = new Dictionary<string, Type>
+        {
+            [QcowActors.Actors.Cluster.ClusterSettings.Section] = typeof(QcowActors.Actors.Cluster.ClusterSettings),
+            [QcowActors.Actors.Service.StoreOptions.Section] = typeof(QcowActors.Actors.Service.StoreOptions),
+        };
+        foreach (var name in env.Keys)
+        {
+            var parts = name.Split("__");
+            if (parts.Length < 2 || !sections.TryGetValue(parts[0], out var type)) continue;
+            var property = type.GetProperty(parts[1]);
+            if (property is null || !property.CanWrite)
+                yield return $"env {name} names no setting of {parts[0]} (known: {string.Join(", ", type.GetProperties().Where(p => p.CanWrite).Select(p => p.Name))})";
+        }
+        var ports = Items(Child(container, "ports")).ToDictionary(p => Scalar(p, "name") ?? "", p => Scalar(p, "containerPort"));
+        foreach (var (portName, setting) in new[] { ("akka-remote", "Cluster__Port"), ("management", "Cluster__ManagementPort") })
+        {
+            if (ports.TryGetValue(portName, out var port) && (!env.TryGetValue(setting, out var value) || value != port))
+                yield return $"container port '{portName}' is {port} but {setting} is {(env.TryGetValue(setting, out var v) ? v : "not set")}";
+        }
+    }
 
     private static IEnumerable<string> SelectorProblems(string who, Dictionary<string, string> selector, Dictionary<string, string> podLabels)
     {

@@ -49,6 +49,8 @@ public sealed class ManifestValidationTests(ITestOutputHelper output)
         { "misspelt field", "statefulset.yaml", "terminationGracePeriodSeconds: 35", "terminationGracePeriodSecond: 35", "terminationGracePeriodSecond" },
         { "Role without list", "role.yaml", "verbs: [\"get\", \"watch\", \"list\"]", "verbs: [\"get\", \"watch\"]", "get, watch and list" },
         { "replicas as a string", "statefulset.yaml", "replicas: 3", "replicas: \"3\"", "replicas" },
+        { "misspelt setting", "statefulset.yaml", "name: Cluster__StableAfter", "name: Cluster__StableAftr", "Cluster__StableAftr names no setting" },
+        { "remoting port not the one advertised", "statefulset.yaml", "value: \"4053\"", "value: \"4054\"", "container port 'akka-remote' is 4053" },
     };
 
     [Theory]

@@ -120,16 +120,9 @@ internal sealed class ImageRouting(
         {
             return await region.ActorRef.Ask<ImageLocated>(new LocateImage(image), LocateTimeout, ct);
         }
-        catch (AskTimeoutException)
+        catch (Exception e) when (e is AskTimeoutException or OperationCanceledException)
         {
-            return null; // the owner may be dead and not yet downed: ask again until the deadline
-        }
-        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-        {
-            return null;
-        }
-        catch (OperationCanceledException)
-        {
+            // The owner may be dead and not yet downed (ask again until the deadline), or the client left.
             return null;
         }
     }
