@@ -14,4 +14,14 @@ public sealed class ClusterNode
 
     /// <summary>http://HOST:PORT reachable from the other nodes, set when the HTTP server listens.</summary>
     public string? HttpUrl { get => _httpUrl; set => _httpUrl = value; }
+
+    private readonly CancellationTokenSource _handedOff = new();
+
+    /// <summary>
+    /// Cancelled once this node's shard region has handed its images off (it is stopping): from
+    /// then on it cannot locate images and passes requests on to the other nodes.
+    /// </summary>
+    public CancellationToken HandedOff => _handedOff.Token;
+
+    public void MarkHandedOff() => _handedOff.Cancel();
 }

@@ -34,6 +34,7 @@ public static class ServiceCollectionExtensions
         services.TryAddSingleton<IImageFileSystem, DiskFileSystem>();
         services.TryAddSingleton<ClusterNode>();
         services.TryAddSingleton<ImageOwnership>();
+        services.TryAddSingleton<ClusterPeers>();
         services.AddOptions<ClusterSettings>();
         services.AddAkka(ActorSystemName, (builder, sp) =>
         {
@@ -42,12 +43,17 @@ public static class ServiceCollectionExtensions
             var fs = sp.GetRequiredService<IImageFileSystem>();
             var node = sp.GetRequiredService<ClusterNode>();
             var ownership = sp.GetRequiredService<ImageOwnership>();
+            var peers = sp.GetRequiredService<ClusterPeers>();
             builder.AddHocon(
                 "akka.coordinated-shutdown.phases.before-actor-system-terminate.timeout = 120s\n" +
                 "akka.loglevel = INFO\n" +
                 $"akka.cluster.split-brain-resolver.stable-after = {(long)cluster.StableAfterTime.TotalMilliseconds}ms\n" +
                 // Down everybody rather than guess while membership keeps changing (3/4 of stable-after).
-                "akka.cluster.split-brain-resolver.down-all-when-unstable = on\n", HoconAddMode.Prepend);
+                "akka.cluster.split-brain-resolver.down-all-when-unstable = on\n" +
+                // A shard whose owner froze mid-rebalance is given up after this instead of 60 s; the
+                // file lock still keeps the next owner out until the frozen one has closed the image.
+                // Above ImageOwner's drain (3 s) + close (6 s).
+                "akka.cluster.sharding.handoff-timeout = 10s\n", HoconAddMode.Prepend);
             builder.WithRemoting(new RemoteOptions { HostName = cluster.Hostname, Port = cluster.Port });
             if (System.Net.IPAddress.TryParse(cluster.Hostname, out var ip) && ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
             {
@@ -68,6 +74,7 @@ public static class ServiceCollectionExtensions
                     new Image.CacheBudget(options.L2CacheBytesPerImage, options.L2CacheBytesTotal),
                     new Image.CacheBudget(options.RefcountCacheBytesPerImage, options.RefcountCacheBytesTotal), ownership), "images");
                 registry.Register<ImageStoreActor>(store);
+                system.ActorOf(PeerDirectory.Props(node, peers), PeerDirectory.Name);
                 CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseBeforeActorSystemTerminate, "close-images", async () =>
                 {
                     await store.Ask<StoreStopped>(new StopAllImages(), TimeSpan.FromSeconds(110)).ConfigureAwait(false);

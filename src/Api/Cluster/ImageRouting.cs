@@ -19,6 +19,7 @@ internal sealed class ImageRouting(
     ImageOwnership ownership,
     IRequiredActor<ImageRegion> region,
     ClusterNode node,
+    ClusterPeers peers,
     OwnerForwarder forwarder,
     IOptions<ClusterSettings> cluster,
     IOptions<StoreOptions> store,
@@ -75,6 +76,12 @@ internal sealed class ImageRouting(
         string? lastProblem = null;
         while (!context.RequestAborted.IsCancellationRequested)
         {
+            if (node.HandedOff.IsCancellationRequested)
+            {
+                if (hops < MaxHops && await PassOnAsync(context, hops + 1)) return;
+                lastProblem = "this node is stopping and no other node took the request";
+                break;
+            }
             ImageLocated? at = await LocateAsync(image, context.RequestAborted);
             if (at is null)
             {
@@ -114,11 +121,21 @@ internal sealed class ImageRouting(
         await WriteUnavailableAsync(context, $"image '{image}' cannot be reached right now: {lastProblem}; try again");
     }
 
-    private async Task<ImageLocated?> LocateAsync(string image, CancellationToken ct)
+    /// <summary>A stopping node that has handed its images off sends the request to any other node, which routes it.</summary>
+    private async Task<bool> PassOnAsync(HttpContext context, int hops)
     {
+        foreach (string url in peers.Urls())
+            if (await forwarder.TryForwardAsync(context, url, hops)) return true;
+        return false;
+    }
+
+    private async Task<ImageLocated?> LocateAsync(string image, CancellationToken aborted)
+    {
+        // The hand-off ends this node's region: stop waiting for it at once.
+        using var ct = CancellationTokenSource.CreateLinkedTokenSource(aborted, node.HandedOff);
         try
         {
-            return await region.ActorRef.Ask<ImageLocated>(new LocateImage(image), LocateTimeout, ct);
+            return await region.ActorRef.Ask<ImageLocated>(new LocateImage(image), LocateTimeout, ct.Token);
         }
         catch (Exception e) when (e is AskTimeoutException or OperationCanceledException)
         {

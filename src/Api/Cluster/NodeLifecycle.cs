@@ -12,8 +12,9 @@ namespace QcowActors.Api.Cluster;
 /// <summary>
 /// The node's HTTP side of joining and leaving the cluster. Started: publish the URL other nodes
 /// forward to. Stopping (SIGTERM): readiness turns 503 at once; Akka's coordinated shutdown then
-/// hands the images off (each closed cleanly) while this server still answers and forwards; only
-/// after that, and after leaving the cluster, does the server stop listening and drain.
+/// hands the images off (each closed cleanly) while this server still answers and forwards; once
+/// that is done the server stops listening and drains (requests still arriving are passed on to
+/// the other nodes) while the node leaves the cluster.
 /// </summary>
 internal sealed class NodeLifecycle(
     IServer server,
@@ -58,8 +59,11 @@ internal sealed class NodeLifecycle(
         log.LogInformation("Node {Node} serves HTTP at {Url}", node.Address, node.HttpUrl);
         // Resolved now, not at build: the actor system exists once the hosted services have started.
         var system = services.GetRequiredService<ActorSystem>();
-        CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseClusterExiting, "stop-http", async () =>
+        // Runs once the shard region has handed every image off: from here this node passes requests
+        // on to the others, stops accepting connections and drains the requests it has.
+        CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseClusterLeave, "stop-http", async () =>
         {
+            node.MarkHandedOff();
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(8));
             try { await server.StopAsync(cts.Token); }
             catch (OperationCanceledException) { }
