@@ -17,4 +17,10 @@ public sealed record ServerOptions
 
     /// <summary>Timeout of the <see cref="ServerProcess.Client"/> requests.</summary>
     public TimeSpan ClientTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// Called with every line the server writes to stdout or stderr, as it arrives (on a reader
+    /// thread), e.g. to keep log lines that <see cref="ServerProcess.Output"/>'s bounded tail would drop.
+    /// </summary>
+    public Action<string>? OutputLine { get; init; }
 }

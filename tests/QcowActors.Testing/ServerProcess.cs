@@ -33,12 +33,15 @@ public sealed class ServerProcess : IAsyncDisposable
 
     private readonly Process _process;
     private readonly TempDirectory? _ownedStore;
+    private readonly Action<string>? _outputLine;
     private readonly StringBuilder _output = new();
+    private long _exitedTimestamp;
 
-    private ServerProcess(Process process, int port, string storeDirectory, TempDirectory? ownedStore, TimeSpan clientTimeout)
+    private ServerProcess(Process process, int port, string storeDirectory, TempDirectory? ownedStore, TimeSpan clientTimeout, Action<string>? outputLine)
     {
         _process = process;
         _ownedStore = ownedStore;
+        _outputLine = outputLine;
         Port = port;
         StoreDirectory = storeDirectory;
         BaseUrl = $"http://127.0.0.1:{port}";
@@ -62,6 +65,22 @@ public sealed class ServerProcess : IAsyncDisposable
     public ImageApi Api { get; }
 
     public bool HasExited => _process.HasExited;
+
+    /// <summary>
+    /// <see cref="Stopwatch.GetTimestamp"/> when the exit was noticed (a little after the process
+    /// died, so an upper bound of its death), or null while it runs.
+    /// </summary>
+    public long? ExitedTimestamp
+    {
+        get
+        {
+            var t = Interlocked.Read(ref _exitedTimestamp);
+            return t == 0 ? null : t;
+        }
+    }
+
+    /// <summary>The exit code, or null while the process runs.</summary>
+    public int? ExitCode => _process.HasExited ? _process.ExitCode : null;
 
     /// <summary>The last 256 KiB of the server's stdout and stderr.</summary>
     public string Output
@@ -130,6 +149,27 @@ public sealed class ServerProcess : IAsyncDisposable
         Running.TryRemove(this, out _);
     }
 
+    /// <summary>Sends a signal with kill(1), e.g. "STOP", "CONT", "TERM"; does not wait for anything.</summary>
+    public void Signal(string signal)
+        => ProcessRunner.RunChecked("kill", [$"-{signal}", Pid.ToString(CultureInfo.InvariantCulture)]);
+
+    /// <summary>Waits for the process to exit by itself and returns its exit code; throws <see cref="TimeoutException"/> (without killing it) after <paramref name="timeout"/>.</summary>
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cts.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException($"{this} did not exit within {timeout}");
+        }
+        _process.WaitForExit(); // drains the redirected output
+        Running.TryRemove(this, out _);
+        return _process.ExitCode;
+    }
+
     /// <summary>Graceful stop: SIGTERM, then waits for the exit (killing it and throwing after <paramref name="timeout"/>). Returns the exit code.</summary>
     public async Task<int> StopAsync(TimeSpan? timeout = null)
     {
@@ -195,6 +235,7 @@ public sealed class ServerProcess : IAsyncDisposable
         ServerProcess? server = null;
         process.OutputDataReceived += (_, e) => server?.Capture(e.Data);
         process.ErrorDataReceived += (_, e) => server?.Capture(e.Data);
+        process.Exited += (_, _) => server?.NoteExit();
         try
         {
             process.Start();
@@ -205,7 +246,7 @@ public sealed class ServerProcess : IAsyncDisposable
             process.Dispose();
             throw;
         }
-        server = new ServerProcess(process, port, store, ownedStore, options.ClientTimeout);
+        server = new ServerProcess(process, port, store, ownedStore, options.ClientTimeout, options.OutputLine);
         Running.TryAdd(server, 0);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
@@ -246,12 +287,15 @@ public sealed class ServerProcess : IAsyncDisposable
         throw new ServerStartException($"The server was not live within {timeout} ({lastProblem}). Output:{Environment.NewLine}{Output}");
     }
 
+    private void NoteExit() => Interlocked.CompareExchange(ref _exitedTimestamp, Stopwatch.GetTimestamp(), 0);
+
     private void Capture(string? line)
     {
         if (line is null)
         {
             return;
         }
+        _outputLine?.Invoke(line);
         lock (_output)
         {
             _output.AppendLine(line);
