@@ -18,7 +18,13 @@ internal static class ClusterDiscovery
 
     public static void Configure(AkkaConfigurationBuilder builder, ClusterSettings cluster)
     {
-        if (!cluster.UsesDiscovery || cluster.UsesSeeds) return;
+        if (cluster.UsesDiscovery && !cluster.UsesSeeds) ConfigureBootstrap(builder, cluster);
+    }
+
+    /// <summary>Separate, so Akka.Management, the Kubernetes client and their dependencies are loaded only by nodes that use discovery.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void ConfigureBootstrap(AkkaConfigurationBuilder builder, ClusterSettings cluster)
+    {
         bool kubernetes = cluster.Discovery == "kubernetes";
         // Akka.Management's own HTTP server (Akka.Http.Shim on Ceen.Httpd) cannot start with the
         // Ceen.Httpd served to us (0.9.10 changed ListenAsync's signature: MissingMethodException),
