@@ -100,7 +100,7 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash
         QcowFormatException q => new ImageException(ImageError.Unsupported, $"image '{_name}' is not a usable qcow2 image: {q.Message}", "invalid image", q),
         FileNotFoundException => new ImageException(ImageError.NotFound, $"image '{_name}' does not exist"),
         Io.ImageLockedException => new ImageException(ImageError.Unavailable,
-            $"image '{_name}' is held open by another process (its lock is taken: another node still owns it, or a tool has it open); try again", null, cause),
+            $"image '{_name}' is held open by another process (its lock is taken: another node still has it open, or a tool that locks it); try again", null, cause),
         ImageException i => i,
         // An I/O failure may pass: 503 says "try again"; the OS message (paths) stays in the log.
         _ => new ImageException(ImageError.Unavailable, $"image '{_name}' cannot be opened right now (I/O error); try again", null, cause),

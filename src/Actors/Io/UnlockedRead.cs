@@ -16,7 +16,7 @@ internal static partial class UnlockedRead
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Open(string path, int flags);
 
-    /// <summary>A read-only handle to path, not locked; FileShare-free opens are used off Linux.</summary>
+    /// <summary>A read-only handle to path that takes no lock (off Linux: an ordinary shared open).</summary>
     public static SafeFileHandle Open(string path)
     {
         if (!OperatingSystem.IsLinux())
