@@ -52,9 +52,10 @@ internal sealed class ImageRouting(
     internal static string? ImageOf(PathString path)
     {
         if (!path.StartsWithSegments("/images", out var rest) || !rest.HasValue) return null;
-        string tail = rest.Value![1..];
+        // One string per request (the name), not two: this runs for every image request.
+        ReadOnlySpan<char> tail = rest.Value.AsSpan(1);
         int slash = tail.IndexOf('/');
-        string name = slash < 0 ? tail : tail[..slash];
+        string name = (slash < 0 ? tail : tail[..slash]).ToString();
         return ImageNames.IsValid(name) ? name : null;
     }
 
