@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Configuration;
+using QcowActors.Actors.Image;
 using QcowActors.Actors.Io;
 using QcowActors.Actors.Service;
 using QcowActors.Actors.Store;
@@ -22,7 +23,7 @@ internal sealed class Engine : IAsyncDisposable
 
     private readonly bool _ownsDirectory;
 
-    public Engine(string? directory = null, TimeSpan? passivateAfter = null)
+    public Engine(string? directory = null)
     {
         _ownsDirectory = directory is null;
         Directory = Path.GetFullPath(directory ?? Path.Combine(Path.GetTempPath(), "qa-bench-" + Guid.NewGuid().ToString("N")));
@@ -30,11 +31,11 @@ internal sealed class Engine : IAsyncDisposable
         var options = new StoreOptions
         {
             Directory = Directory,
-            PassivateAfter = passivateAfter ?? TimeSpan.FromHours(1),
             AskTimeout = TimeSpan.FromMinutes(5),
         };
         Actors = ActorSystem.Create("qcow-bench", Hocon);
-        Store = Actors.ActorOf(ImageStoreActor.Props(Directory, new DiskFileSystem(), options.PassivateAfter), "images");
+        var budget = new MetadataBudget(options.MetadataCacheBytesPerImage, options.MetadataCacheBytesTotal);
+        Store = Actors.ActorOf(ImageStoreActor.Props(Directory, new DiskFileSystem(), budget, options), "images");
         Service = new ImageService(Store, options);
     }
 

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Options;
 using System.Text.Json.Serialization;
 using QcowActors.Actors.Cluster;
+using QcowActors.Actors.Image;
 using QcowActors.Actors.Service;
 using QcowActors.Api.Cluster;
 using QcowActors.Api.Endpoints;
@@ -72,9 +73,16 @@ internal static class ApiHost
             .Validate(o => !string.IsNullOrWhiteSpace(o.Directory), "Storage:Directory must name a directory")
             .Validate(o => o.MaxWriteChunk is >= MinWriteChunk and <= MaxWriteChunk,
                 $"Storage:MaxWriteChunk must be between {MinWriteChunk} and {MaxWriteChunk} bytes")
-            .Validate(o => o.L2CacheBytesPerImage >= 0 && o.L2CacheBytesTotal >= 0 && o.RefcountCacheBytesPerImage >= 0 && o.RefcountCacheBytesTotal >= 0,
-                "Storage:L2CacheBytes* and Storage:RefcountCacheBytes* must not be negative")
+            .Validate(o => o.MetadataCacheBytesPerImage >= MetadataBudget.MinPerImageBytes,
+                $"Storage:MetadataCacheBytesPerImage must be at least {MetadataBudget.MinPerImageBytes} bytes (16 MiB): a working set of 2 MiB clusters and a flush's share")
+            .Validate(o => o.MetadataCacheBytesTotal >= o.MetadataCacheBytesPerImage,
+                "Storage:MetadataCacheBytesTotal must be at least Storage:MetadataCacheBytesPerImage")
+            .Validate(o => o.MaxOpenImages >= 1, "Storage:MaxOpenImages must be at least 1")
+            .Validate(o => o.MetadataCacheWaitLimit > TimeSpan.Zero && o.MetadataCacheWaitLimit < o.AskTimeout,
+                "Storage:MetadataCacheWaitLimit must be positive and shorter than Storage:AskTimeout")
+            .Validate(o => o.PassivateAfter > TimeSpan.Zero, "Storage:PassivateAfter must be positive")
             .ValidateOnStart();
+        RefuseRetiredSettings(configuration);
         services.AddOptions<ClusterSettings>()
             .Bind(configuration.GetSection(ClusterSettings.Section))
             .ValidateOnStart();
@@ -101,6 +109,18 @@ internal static class ApiHost
         }));
     }
 
+    /// <summary>Settings of the two caches the one metadata cache replaced: a value set for them would be silently ignored.</summary>
+    private static void RefuseRetiredSettings(IConfiguration configuration)
+    {
+        var storage = configuration.GetSection(StoreOptions.Section);
+        foreach (string key in new[] { "L2CacheBytesPerImage", "L2CacheBytesTotal", "RefcountCacheBytesPerImage", "RefcountCacheBytesTotal" })
+        {
+            if (storage[key] is not null)
+                throw new OptionsValidationException(StoreOptions.Section, typeof(StoreOptions),
+                    [$"Storage:{key} is gone: L2 tables and refcount blocks share one metadata cache now; set Storage:MetadataCacheBytesPerImage and Storage:MetadataCacheBytesTotal instead"]);
+        }
+    }
+
     private static void UsePipeline(WebApplication app)
     {
         NodeLifecycle.Use(app);
@@ -123,6 +143,7 @@ internal static class ApiHost
         app.MapDiskWrite();
         app.MapImageio();
         app.MapHealth();
+        app.MapDiagnostics();
         BootstrapEndpoint.Map(app);
     }
 }

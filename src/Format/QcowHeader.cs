@@ -58,4 +58,11 @@ public sealed class QcowHeader
     /// BackingFileOffset/BackingFileSize. Returns the number of bytes used. Throws if it does not fit.
     /// </summary>
     public int WriteTo(Span<byte> cluster) => QcowHeaderCodec.Write(this, cluster);
+    /// <summary>The fixed fields only (<see cref="QcowHeaderCodec.WriteFixedFields"/>): the header_length bytes to rewrite in place.</summary>
+    public byte[] FixedFields()
+    {
+        var fields = new byte[Version == 2 ? V2Length : HeaderLength];
+        QcowHeaderCodec.WriteFixedFields(this, fields);
+        return fields;
+    }
 }

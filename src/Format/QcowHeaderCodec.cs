@@ -100,6 +100,28 @@ internal static class QcowHeaderCodec
     /// (0 means "as short as the additional fields allow"); it must hold AdditionalFields and, when
     /// non-zero, compression_type.
     /// </summary>
+    /// <summary>
+    /// The header's fixed fields alone (its first header_length bytes), for updating a header in
+    /// place: the extensions and backing name after them stay as the file has them, and a write of
+    /// these few bytes lies within one sector. Returns the number of bytes to write.
+    /// </summary>
+    public static int WriteFixedFields(QcowHeader header, Span<byte> fields)
+    {
+        uint headerLength = header.Version == 2 ? QcowHeader.V2Length : header.HeaderLength;
+        if (fields.Length < headerLength)
+            throw new ArgumentException($"{headerLength} bytes are needed for the header's fields", nameof(fields));
+        fields[..(int)headerLength].Clear();
+        if (headerLength > QcowHeader.V3MinLength)
+            header.AdditionalFields.AsSpan(0, Math.Min(header.AdditionalFields.Length, (int)headerLength - QcowHeader.V3MinLength))
+                .CopyTo(fields[QcowHeader.V3MinLength..]);
+        foreach (var field in HeaderFields.All)
+        {
+            if (field.IsPresent(headerLength))
+                field.Write(fields, field.Get(header));
+        }
+        return (int)headerLength;
+    }
+
     private static uint WrittenHeaderLength(QcowHeader header, int clusterLength)
     {
         uint length = header.Version switch

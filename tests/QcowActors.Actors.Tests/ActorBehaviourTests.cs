@@ -63,34 +63,3 @@ public sealed class SupervisionTests : EngineTestBase
         Assert.Equal(data, await ReadAsync("crash", 123_456, data.Length));
     }
 }
-
-public sealed class PassivationTests() : EngineTestBase(passivateAfter: TimeSpan.FromMilliseconds(500))
-{
-    [Fact]
-    public async Task Passivation_closes_the_image_and_reopen_keeps_the_data()
-    {
-        await Service.CreateAsync("idle", 1L << 30, null, null, default);
-        var data = new byte[200_000];
-        new Random(3).NextBytes(data);
-        await Service.WriteAsync("idle", 1_000_000, data, default); // no explicit flush: passivation must flush
-
-        var supervisor = await WaitUntilClosedAsync("idle");
-        Assert.Null(supervisor);
-        Assert.False(File.Exists(ImageSupervisor.MarkerPathFor(ImagePath("idle"))), "a clean close removes the open marker");
-        var (exit, output) = QemuCheck(ImagePath("idle"));
-        Assert.True(exit == 0, output);
-
-        Assert.Equal(data, await ReadAsync("idle", 1_000_000, data.Length));
-    }
-
-    private async Task<IActorRef?> WaitUntilClosedAsync(string name)
-    {
-        for (int i = 0; i < 100; i++)
-        {
-            await Task.Delay(100);
-            var identity = await Sys.ActorSelection($"/user/images/{name}").Ask<ActorIdentity>(new Identify(1), TimeSpan.FromSeconds(3));
-            if (identity.Subject is null) return null;
-        }
-        return Sys.ActorSelection($"/user/images/{name}").ResolveOne(TimeSpan.FromSeconds(1)).Result;
-    }
-}

@@ -12,15 +12,21 @@ namespace QcowActors.Actors.Tests;
 /// <summary>An actor system with a store on a temp directory and the service in front of it.</summary>
 public abstract class EngineTestBase : TestKit, IDisposable
 {
-    protected EngineTestBase(IImageFileSystem? fs = null, TimeSpan? passivateAfter = null, CacheBudget? cacheBudget = null, CacheBudget? refcountBudget = null) : base("akka.loglevel = DEBUG\nakka.actor.debug.unhandled = on")
+    protected EngineTestBase(IImageFileSystem? fs = null, MetadataBudget? budget = null, Action<StoreOptions>? configure = null)
+        : base("akka.loglevel = DEBUG\nakka.actor.debug.unhandled = on")
     {
         StoreDirectory = Path.Combine(Path.GetTempPath(), "qa-actors-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(StoreDirectory);
         FileSystem = fs ?? new DiskFileSystem();
-        var options = new StoreOptions { Directory = StoreDirectory, PassivateAfter = passivateAfter ?? TimeSpan.FromMinutes(5), AskTimeout = TimeSpan.FromSeconds(10) };
-        Store = Sys.ActorOf(ImageStoreActor.Props(StoreDirectory, FileSystem, options.PassivateAfter, cacheBudget, refcountBudget), "images");
-        Service = new ImageService(Store, options);
+        Options = new StoreOptions { Directory = StoreDirectory, AskTimeout = TimeSpan.FromSeconds(10) };
+        configure?.Invoke(Options);
+        Budget = budget ?? new MetadataBudget(Options.MetadataCacheBytesPerImage, Options.MetadataCacheBytesTotal);
+        Store = Sys.ActorOf(ImageStoreActor.Props(StoreDirectory, FileSystem, Budget, Options), "images");
+        Service = new ImageService(Store, Options);
     }
+
+    protected StoreOptions Options { get; }
+    protected MetadataBudget Budget { get; }
 
     protected string StoreDirectory { get; }
     protected IImageFileSystem FileSystem { get; }

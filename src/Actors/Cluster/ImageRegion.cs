@@ -1,3 +1,5 @@
+using System.Collections.Immutable;
+using Akka.Actor;
 using Akka.Cluster.Sharding;
 
 namespace QcowActors.Actors.Cluster;
@@ -30,12 +32,9 @@ public sealed record LocateImage(string Image) : IImageOwnerMessage;
 /// <summary>The owner's cluster address and HTTP base URL (null until its HTTP server has started).</summary>
 public sealed record ImageLocated(string Image, string Node, string? HttpUrl);
 
-/// <summary>Sent by the owner's own node while it serves the image, so the region does not passivate it as idle.</summary>
-public sealed record KeepImageOwned(string Image) : IImageOwnerMessage;
-
 /// <summary>
-/// The region's hand-off stop message (rebalance, node leaving, idle passivation): stop taking
-/// requests, close the image cleanly (flushed, fsynced, lock released), then stop.
+/// The region's hand-off stop message (node leaving, idle passivation): stop taking requests,
+/// close the image cleanly (flushed, fsynced, lock released), then stop.
 /// </summary>
 public sealed record ReleaseImage
 {
@@ -46,4 +45,28 @@ public sealed record ReleaseImage
 public sealed class ImageMessageExtractor() : HashCodeMessageExtractor(ImageRegion.ShardCount)
 {
     public override string? EntityId(object message) => (message as IImageOwnerMessage)?.Image;
+}
+
+/// <summary>
+/// Shards are placed on the node with the fewest when first used (or when their node leaves) and
+/// never moved while their node lives: a rebalance would hand images off, and a hand-off cuts
+/// the transfers in flight after <see cref="ImageOwner.DrainLimit"/> — a backup streaming for
+/// hours must not be cut because another node joined. A node that joins takes new shards and the
+/// shards of nodes that leave.
+/// </summary>
+public sealed class NoRebalanceAllocationStrategy : IActorSystemDependentAllocationStrategy
+{
+    private readonly IShardAllocationStrategy _placement = ShardAllocationStrategy.LeastShardAllocationStrategy(absoluteLimit: 1, relativeLimit: 0.1);
+
+    /// <summary>The placement reads cluster membership (which regions are up): the coordinator starts it with its system.</summary>
+    public void Start(ActorSystem system) => (_placement as IActorSystemDependentAllocationStrategy)?.Start(system);
+
+    public Task<IActorRef> AllocateShard(IActorRef requester, string shardId,
+        IImmutableDictionary<IActorRef, IImmutableList<string>> currentShardAllocations)
+        => _placement.AllocateShard(requester, shardId, currentShardAllocations);
+
+    public Task<IImmutableSet<string>> Rebalance(
+        IImmutableDictionary<IActorRef, IImmutableList<string>> currentShardAllocations,
+        IImmutableSet<string> rebalanceInProgress)
+        => Task.FromResult<IImmutableSet<string>>(ImmutableHashSet<string>.Empty);
 }

@@ -1,15 +1,12 @@
-using QcowActors.Actors.Io;
-using QcowActors.Format;
-
 namespace QcowActors.Actors.Image;
 
-/// <summary>Every message to an image names it, so the store can become a shard region.</summary>
+/// <summary>Every message to an image names it, so the store can route it and logs can say which.</summary>
 public interface IImageMessage
 {
     string Image { get; }
 }
 
-// ---- Requests from the service (through the store) ----
+// ---- Requests: AttachImage through the store, the rest straight to the image's supervisor (ImageHandle) ----
 
 /// <summary>Reply: <see cref="ImageHandle"/>: what a request needs to move bytes itself.</summary>
 public sealed record AttachImage(string Image) : IImageMessage;
@@ -35,27 +32,16 @@ public sealed record FlushImage(string Image) : IImageMessage;
 /// <summary>Extents of one L2 table's range. Reply: <see cref="ExtentRuns"/>.</summary>
 public sealed record GetL2Extents(string Image, long L1Index) : IImageMessage;
 
-/// <summary>Store to supervisor: flush, close the file and stop (passivation, delete, shutdown).</summary>
+/// <summary>Store to supervisor: flush, close the file and stop (idle, delete, shutdown, corruption).</summary>
 public sealed record CloseImage(string Image) : IImageMessage;
+
+/// <summary>A request found a write about to land on metadata (<see cref="FenceViolationException"/>): mark the image corrupt. No reply.</summary>
+internal sealed record ReportCorruption(string Image, string Detail) : IImageMessage;
 
 /// <summary>Test hook: makes the L2 actor of that table throw, to exercise supervision.</summary>
 public sealed record CrashL2Table(string Image, long L1Index) : IImageMessage;
 
 // ---- Replies ----
-
-public sealed record ImageHandle(
-    string Image,
-    long VirtualSize,
-    int Version,
-    ClusterLayout Layout,
-    IImageFile File,
-    IoEpochGate Gate,
-    ImageRefusal? DataRefusal,
-    ImageRefusal? WriteRefusal,
-    string? Backing,
-    bool Dirty,
-    L2Directory Directory,
-    Akka.Actor.IActorRef Supervisor);
 
 /// <summary>Why data (or writes) of an image are refused: the feature named in the 422.</summary>
 public sealed record ImageRefusal(string Feature, string Detail);
@@ -102,24 +88,33 @@ public sealed record ExtentRuns(IReadOnlyList<ExtentRun> Runs);
 // ---- Between the supervisor and its children ----
 
 internal sealed record AllocateForPlan(long L1Index, long PlanId, int Count);
-/// <summary>Fresh[k]: the cluster lies past everything ever written, so it already reads as zeros.</summary>
+/// <summary>Fresh[k]: the cluster lies past the end of the file as opened, so it already reads as zeros.</summary>
 internal sealed record ClustersAllocated(long PlanId, long[] HostOffsets, bool[] Fresh);
 internal sealed record AllocationFailed(long PlanId, Exception Cause);
 /// <summary>Entries that pointed to these host clusters were replaced: decrement after the replacement is durable.</summary>
 internal sealed record ReleaseClusters(long[] HostClusters);
+/// <summary>The table was copied to a new cluster (it was shared with a snapshot); the next flush writes it whole there.</summary>
 internal sealed record RelocateTable(long NewOffset);
-internal sealed record CollectL2(long FlushId);
+/// <summary>Supervisor to L2 actor: a buffer reserved for the compact table to become dense in, before a change.</summary>
+internal sealed record DensifyL2(byte[] Buffer);
+/// <summary>L2 actor to supervisor: the table went from clean to dirty.</summary>
+internal sealed record L2Dirtied(long L1Index);
+/// <summary>L2 actor to supervisor: the table was read from the file; Bytes = what it holds (compact or a cluster).</summary>
+internal sealed record L2Loaded(long L1Index, long Bytes);
+/// <summary>L2 actor to supervisor: the table could not be read; replace me.</summary>
+internal sealed record L2LoadFailed(long L1Index);
 /// <summary>Supervisor to L2 actor: stop if clean and idle (answer <see cref="L2Stopped"/>), else <see cref="L2StayAlive"/>.</summary>
 internal sealed record StopL2Table(long L1Index);
 internal sealed record L2Stopped(long L1Index);
 internal sealed record L2StayAlive(long L1Index);
-/// <summary>L2 actor to supervisor: the table was read from the file.</summary>
-internal sealed record L2Loaded(long L1Index);
-/// <summary>L2 actor to supervisor: the table could not be read; replace me.</summary>
-internal sealed record L2LoadFailed(long L1Index);
-internal sealed record L2Snapshot(long FlushId, long L1Index, long HostOffset, byte[]? Bytes);
-internal sealed record IncrementRefcounts(long[] Clusters);
-internal sealed record CollectRefcounts(long FlushId);
-internal sealed record RefcountSnapshot(long FlushId, long TableIndex, long HostOffset, byte[]? Bytes);
+
+internal sealed record IncrementRefcounts(long[] Clusters, long FreshFrom);
 internal sealed record ApplyDecrements(long FlushId, long[] Clusters);
-internal sealed record DecrementsApplied(long FlushId, long[] Freed);
+internal sealed record DecrementsApplied(long FlushId, long TableIndex, long[] Freed);
+
+/// <summary>Flush to a table or block: if dirty, hold every change until <see cref="Thaw"/> and answer <see cref="Frozen"/> with the bytes to write.</summary>
+internal sealed record Freeze(long FlushId);
+/// <summary>Buffer null = it was clean (nothing to write, not frozen). Otherwise each range [From, To) of Buffer goes to HostOffset + From.</summary>
+internal sealed record Frozen(long FlushId, CacheKey Key, long HostOffset, byte[]? Buffer, IReadOnlyList<(int From, int To)> Ranges);
+/// <summary>The flush is done with the frozen bytes; Written = false: they are dirty again.</summary>
+internal sealed record Thaw(long FlushId, bool Written);

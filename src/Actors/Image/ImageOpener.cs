@@ -1,20 +1,24 @@
 using System.Buffers.Binary;
 using QcowActors.Actors.Io;
+using QcowActors.Actors.Service;
 using QcowActors.Format;
 
 namespace QcowActors.Actors.Image;
 
 /// <summary>
-/// Opens an image: parses the header, reads L1, the refcount table and blocks, decides what is
-/// refused (features not built yet), repairs refcounts of an image that was not closed cleanly
-/// (our open marker left behind) or carries the dirty bit, and finds the free clusters.
+/// Opens an image: parses the header, reserves its tables in the metadata budget and reads them,
+/// decides what is refused (features not built yet), repairs refcounts of an image that was not
+/// closed cleanly (our open marker left behind) or carries the dirty bit, fences its metadata
+/// clusters, and finds the free clusters below the end of the file. Metadata found with a count
+/// of 0, or placed outside the file, is reported as a violation: reads go on, the first write
+/// marks the image corrupt.
 /// </summary>
 internal static class ImageOpener
 {
     private const ulong RefcountTableOffsetMask = ~511UL;
 
-    /// <param name="keepRefcountBytes">Refcount blocks kept in memory after open (the first ones); the rest are read once, for the free clusters, and dropped.</param>
-    public static async Task<OpenedImage> OpenAsync(string path, string markerPath, IImageFileSystem fs, long keepRefcountBytes, CancellationToken ct)
+    public static async Task<OpenedImage> OpenAsync(string path, string markerPath, IImageFileSystem fs, MetadataBudget budget,
+        TimeSpan waitLimit, CancellationToken ct)
     {
         IImageFile file;
         bool writable = true;
@@ -24,56 +28,101 @@ internal static class ImageOpener
             file = fs.Open(path, writable: false);
             writable = false;
         }
+        var reservation = new Reservation(budget);
         try
         {
-            return await ReadAsync(file, writable, markerPath, fs, keepRefcountBytes, ct).ConfigureAwait(false);
+            return await ReadAsync(file, writable, markerPath, fs, reservation, waitLimit, ct).ConfigureAwait(false);
         }
         catch
         {
+            reservation.ReleaseAll();
             await file.DisposeAsync().ConfigureAwait(false);
             throw;
         }
     }
 
-    private static async Task<OpenedImage> ReadAsync(IImageFile file, bool writable, string markerPath, IImageFileSystem fs, long keepRefcountBytes, CancellationToken ct)
+    /// <summary>Bytes taken in the budget while opening, given back if the open fails.</summary>
+    private sealed class Reservation(MetadataBudget budget)
     {
+        public MetadataBudget Budget { get; } = budget;
+        public long Bytes { get; private set; }
+
+        public async Task TakeAsync(long bytes, TimeSpan waitLimit, string image, CancellationToken ct)
+        {
+            if (!await Budget.ReserveAsync(bytes, waitLimit, ct).ConfigureAwait(false))
+                throw new ImageException(ImageError.Unavailable,
+                    $"image '{image}' cannot be opened now: the metadata cache (Storage:MetadataCacheBytesTotal) stayed full for {waitLimit.TotalSeconds:0.#} s; try again");
+            Bytes += bytes;
+        }
+
+        public bool TryTake(long bytes)
+        {
+            if (!Budget.TryReserve(bytes, flush: false)) return false;
+            Bytes += bytes;
+            return true;
+        }
+
+        public void Give(long bytes)
+        {
+            Budget.Release(bytes);
+            Bytes -= bytes;
+        }
+
+        public void ReleaseAll()
+        {
+            Budget.Release(Bytes);
+            Bytes = 0;
+        }
+    }
+
+    private static async Task<OpenedImage> ReadAsync(IImageFile file, bool writable, string markerPath, IImageFileSystem fs,
+        Reservation reservation, TimeSpan waitLimit, CancellationToken ct)
+    {
+        string image = Path.GetFileNameWithoutExtension(file.Path);
         long length = file.Length;
         var probe = new byte[(int)Math.Min(length, 1 << QcowLimits.MaxClusterBits)];
         await file.ReadAsync(probe, 0, ct).ConfigureAwait(false);
         var header = QcowHeader.Parse(probe, length);
         var layout = header.Layout;
         int cs = layout.ClusterSize;
+        long fileClusters = layout.ClustersFor(length);
+
+        long l1Bytes = (long)header.L1Size * 8;
+        long rtBytes = (long)header.RefcountTableClusters * cs;
+        // What the image holds at all times (its tables), and a working set of tables and blocks beside them.
+        long fixedBytes = l1Bytes + rtBytes;
+        if (fixedBytes + 8L * cs > reservation.Budget.PerImageBytes)
+            throw new ImageException(ImageError.Unsupported,
+                $"image '{image}' has {fixedBytes} bytes of L1 and refcount tables, more than the per-image metadata budget "
+                + $"(Storage:MetadataCacheBytesPerImage, {reservation.Budget.PerImageBytes} bytes) leaves room for; raise it to open this image",
+                "metadata budget");
+        await reservation.TakeAsync(fixedBytes + cs, waitLimit, image, ct).ConfigureAwait(false); // + one cluster to scan blocks with
 
         var l1 = await ReadTableAsync(file, header.L1TableOffset, header.L1Size, ct).ConfigureAwait(false);
-        long rtEntries = (long)header.RefcountTableClusters * cs / 8;
-        var refTable = await ReadTableAsync(file, header.RefcountTableOffset, rtEntries, ct).ConfigureAwait(false);
-        for (long t = 0; t < refTable.Length; t++)
-        {
-            long off = (long)(refTable[t] & RefcountTableOffsetMask);
-            if (off != 0 && ((off & (cs - 1)) != 0 || off + cs > RoundUp(length, cs)))
-                throw new QcowFormatException(QcowProblem.Invalid, "refcount_table",
-                    $"refcount table entry {t} points to {off}, outside the file or not cluster aligned");
-        }
+        var refTable = new byte[rtBytes];
+        await file.ReadAsync(refTable, header.RefcountTableOffset, ct).ConfigureAwait(false);
 
         var dataRefusal = DataRefusal(header);
         var writeRefusal = dataRefusal ?? WriteRefusal(header, writable);
         string? repaired = null;
         bool unclean = File.Exists(markerPath);
         bool dirty = (header.IncompatibleFeatures & FeatureBits.IncompatibleDirty) != 0;
-        // A repair recounts every block, so it holds them all; otherwise they are read one at a time.
-        Dictionary<long, byte[]>? allBlocks = null;
-        if ((unclean || dirty) && writeRefusal is null)
+        var fences = new MetadataClusters(layout.ClusterBits);
+        string? violation = await FenceAsync(file, header, l1, refTable, fences, fileClusters, ct).ConfigureAwait(false);
+        if ((unclean || dirty) && writeRefusal is null && violation is null)
         {
-            allBlocks = [];
-            for (long t = 0; t < refTable.Length; t++)
+            // A repair recounts every block; it reads them all (outside the budget: it runs once, before any request).
+            var rt = RefcountTableEntries(refTable);
+            var allBlocks = new Dictionary<long, byte[]>();
+            for (long t = 0; t < rt.Length; t++)
             {
-                long off = (long)(refTable[t] & RefcountTableOffsetMask);
+                long off = (long)(rt[t] & RefcountTableOffsetMask);
                 if (off == 0) continue;
                 var block = new byte[cs];
                 await file.ReadAsync(block, off, ct).ConfigureAwait(false);
                 allBlocks[t] = block;
             }
-            repaired = await RefcountRepair.RunAsync(file, header, l1, refTable, allBlocks, ct).ConfigureAwait(false);
+            repaired = await RefcountRepair.RunAsync(file, header, l1, rt, allBlocks, ct).ConfigureAwait(false);
             if (dirty) header.IncompatibleFeatures &= ~FeatureBits.IncompatibleDirty;
             await WriteHeaderAsync(file, header, ct).ConfigureAwait(false);
         }
@@ -83,19 +132,67 @@ internal static class ImageOpener
             header.AutoclearFeatures &= FeatureBits.AutoclearBitmaps;
             await WriteHeaderAsync(file, header, ct).ConfigureAwait(false);
         }
-        if (unclean && writeRefusal is null)
+        if (unclean && writeRefusal is null && violation is null)
         {
             File.Delete(markerPath);
             fs.SyncDirectory(Path.GetDirectoryName(markerPath)!);
         }
 
-        var (end, free, blocks) = await ScanRefcountsAsync(file, layout, refTable, allBlocks, keepRefcountBytes, ct).ConfigureAwait(false);
+        var scan = await ScanRefcountsAsync(file, layout, refTable, fences, fileClusters, reservation, ct).ConfigureAwait(false);
+        reservation.Give(cs); // the scan's cluster
         return new OpenedImage
         {
-            File = file, Header = header, L1 = l1, RefcountTable = refTable, RefcountBlocks = blocks,
-            EndCluster = end, FreeClusters = free, DataRefusal = dataRefusal, WriteRefusal = writeRefusal,
-            Repaired = repaired,
+            File = file, Header = header, L1 = l1, RefcountTable = refTable, RefcountBlocks = scan.Kept,
+            EndCluster = fileClusters, Free = scan.Free, Fences = fences, ReservedBytes = reservation.Bytes,
+            DataRefusal = dataRefusal, WriteRefusal = writeRefusal, Violation = violation ?? scan.Violation, Repaired = repaired,
         };
+    }
+
+    /// <summary>
+    /// Fences every metadata cluster QEMU's cached overlap check covers. Returns the first problem
+    /// (two structures in one cluster, a table placed outside the file or off a cluster boundary).
+    /// </summary>
+    private static async Task<string?> FenceAsync(IImageFile file, QcowHeader header, ulong[] l1, byte[] refTable,
+        MetadataClusters fences, long fileClusters, CancellationToken ct)
+    {
+        var layout = header.Layout;
+        int cs = layout.ClusterSize;
+        string? problem = null;
+        void Note(string what) => problem ??= what;
+        void Fence(long offset, long bytes, MetadataKind kind, string what)
+        {
+            if ((offset & (cs - 1)) != 0 && kind is not MetadataKind.SnapshotTable)
+                Note($"{what} at host offset {offset} is not cluster aligned");
+            else if (((offset + bytes - 1) >> layout.ClusterBits) >= fileClusters && bytes > 0)
+                Note($"{what} at host offset {offset} lies past the end of the file");
+            if (fences.AddRange(offset, bytes, kind) is { } clash)
+                Note($"{what} shares cluster {clash.Cluster} with {MetadataClusters.Describe(clash.Kind)}");
+        }
+
+        Fence(0, cs, MetadataKind.Header, "the header");
+        Fence(header.L1TableOffset, (long)header.L1Size * 8, MetadataKind.L1Table, "the L1 table");
+        Fence(header.RefcountTableOffset, refTable.Length, MetadataKind.RefcountTable, "the refcount table");
+        for (int t = 0; t < refTable.Length / 8; t++)
+        {
+            long off = (long)(BinaryPrimitives.ReadUInt64BigEndian(refTable.AsSpan(t * 8)) & RefcountTableOffsetMask);
+            if (off != 0) Fence(off, cs, MetadataKind.RefcountBlock, $"refcount block {t}");
+        }
+        for (int i = 0; i < l1.Length; i++)
+        {
+            var e = L1Entry.From(l1[i]);
+            if (!e.IsUnallocated) Fence(e.L2Offset, cs, MetadataKind.L2Table, $"L2 table {i}");
+        }
+        if (header.NbSnapshots > 0)
+        {
+            long tableSpace = Math.Min(Math.Max(0, file.Length - header.SnapshotsOffset), 64L << 20);
+            var probe = new byte[tableSpace];
+            await file.ReadAsync(probe, header.SnapshotsOffset, ct).ConfigureAwait(false);
+            var (snapshots, tableBytes) = SnapshotTable.Parse(probe, header.NbSnapshots, (int)header.Version);
+            Fence(header.SnapshotsOffset, tableBytes, MetadataKind.SnapshotTable, "the snapshot table");
+            foreach (var s in snapshots)
+                Fence(s.L1TableOffset, (long)s.L1Size * 8, MetadataKind.SnapshotL1Table, $"the L1 table of snapshot '{s.Name}'");
+        }
+        return problem;
     }
 
     internal static async Task WriteHeaderAsync(IImageFile file, QcowHeader header, CancellationToken ct)
@@ -118,6 +215,13 @@ internal static class ImageOpener
         return table;
     }
 
+    private static ulong[] RefcountTableEntries(byte[] table)
+    {
+        var entries = new ulong[table.Length / 8];
+        for (int i = 0; i < entries.Length; i++) entries[i] = BinaryPrimitives.ReadUInt64BigEndian(table.AsSpan(i * 8));
+        return entries;
+    }
+
     private static ImageRefusal? DataRefusal(QcowHeader h)
     {
         if (h.BackingFile is not null)
@@ -132,7 +236,7 @@ internal static class ImageOpener
     private static ImageRefusal? WriteRefusal(QcowHeader h, bool writable)
     {
         if ((h.IncompatibleFeatures & FeatureBits.IncompatibleCorrupt) != 0)
-            return new("corrupt", "the image is marked corrupt; it is served read-only (repair it with qemu-img check -r all)");
+            return new(Corruption.Feature, "the image is marked corrupt; it is served read-only (repair it with qemu-img check -r all)");
         if (h.FindExtension(HeaderExtensionType.Bitmaps) is not null)
             return new("bitmaps", "the image carries persistent dirty bitmaps, which are not maintained yet; writes are refused, reads work");
         if (!writable)
@@ -140,48 +244,71 @@ internal static class ImageOpener
         return null;
     }
 
+    private sealed record Scan(FreeClusters Free, Dictionary<long, byte[]> Kept, string? Violation);
+
     /// <summary>
-    /// Walks every refcount block once: the clusters with refcount 0 inside the file, the first
-    /// cluster past every used one, and the blocks to keep in memory (the first ones, up to keepBytes).
+    /// Walks the refcount blocks over the file (never past its end: a count there is a leak, and a
+    /// block wholly past it is not read): the free clusters as runs, and the first blocks kept in
+    /// memory while they fit a quarter of the per-image budget. A fenced cluster with count 0 is a
+    /// violation and is never free; clusters under a block that could not be fenced (misplaced) are
+    /// not free either, as their counts are unknown.
     /// </summary>
-    private static async Task<(long End, List<long> Free, Dictionary<long, byte[]> Kept)> ScanRefcountsAsync(
-        IImageFile file, ClusterLayout layout, ulong[] refTable, Dictionary<long, byte[]>? loaded, long keepBytes, CancellationToken ct)
+    private static async Task<Scan> ScanRefcountsAsync(IImageFile file, ClusterLayout layout, byte[] refTable,
+        MetadataClusters fences, long fileClusters, Reservation reservation, CancellationToken ct)
     {
         int cs = layout.ClusterSize;
-        long fileClusters = RoundUp(file.Length, cs) / cs;
         long entries = layout.RefcountBlockEntries;
+        long keepLimit = reservation.Budget.PerImageBytes / 4;
         var kept = new Dictionary<long, byte[]>();
-        var free = new List<long>();
-        long lastUsed = -1;
+        var free = new FreeClusters();
+        string? violation = null;
         byte[]? scratch = null;
-        for (long t = 0; t < refTable.Length; t++)
+        long tableEntries = refTable.Length / 8;
+        for (long t = 0; t < tableEntries && layout.FirstClusterOfRefcountBlock(t) < fileClusters; t++)
         {
             long first = layout.FirstClusterOfRefcountBlock(t);
-            long off = (long)(refTable[t] & RefcountTableOffsetMask);
+            long end = Math.Min(first + entries, fileClusters);
+            long off = (long)(BinaryPrimitives.ReadUInt64BigEndian(refTable.AsSpan((int)(t * 8))) & RefcountTableOffsetMask);
             if (off == 0)
             {
-                // No block: every cluster it would count is free (those past the end are trimmed below).
-                for (long c = first; c < Math.Min(first + entries, fileClusters); c++) free.Add(c);
+                // No block: every count it would hold is 0.
+                violation ??= AddFree(free, fences, first, end, static (_, _) => 0, null);
                 continue;
             }
-            bool keep = (kept.Count + 1L) * cs <= keepBytes;
-            byte[] block = loaded?[t] ?? (keep ? new byte[cs] : scratch ??= new byte[cs]);
-            if (loaded is null) await file.ReadAsync(block, off, ct).ConfigureAwait(false);
+            if ((off & (cs - 1)) != 0 || (off >> layout.ClusterBits) >= fileClusters) continue; // reported by the fence; counts unknown
+            bool keep = kept.Count * (long)cs + cs <= keepLimit && reservation.TryTake(cs);
+            byte[] block = keep ? reservation.Budget.Pool.Rent(cs, zeroed: false) : scratch ??= new byte[cs];
+            await file.ReadAsync(block, off, ct).ConfigureAwait(false);
             if (keep) kept[t] = block;
-            for (long i = 0; i < entries; i++)
-            {
-                if (RefcountBlock.Get(block, i, layout.RefcountOrder) == 0) free.Add(first + i);
-                else lastUsed = first + i;
-            }
+            violation ??= AddFree(free, fences, first, end, (b, i) => RefcountBlock.Get(b, i, layout.RefcountOrder), block);
         }
-        long end = Math.Max(fileClusters, lastUsed + 1);
-        int past = free.Count;
-        while (past > 0 && free[past - 1] >= end) past--;
-        free.RemoveRange(past, free.Count - past);
-        // Clusters no block covers yet, up to the end of the file, are free too.
-        for (long c = (long)refTable.Length * entries; c < end; c++) free.Add(c);
-        return (end, free, kept);
+        // Clusters no block covers yet, up to the end of the file, count 0 too.
+        long covered = tableEntries * entries;
+        if (covered < fileClusters) violation ??= AddFree(free, fences, covered, fileClusters, static (_, _) => 0, null);
+        return new Scan(free, kept, violation);
     }
 
-    internal static long RoundUp(long value, long unit) => (value + unit - 1) / unit * unit;
+    /// <summary>Adds the clusters of [first, end) whose count is 0 as free runs, except fenced ones (returned as a violation).</summary>
+    private static string? AddFree(FreeClusters free, MetadataClusters fences, long first, long end, Func<byte[], long, ulong> count, byte[]? block)
+    {
+        string? violation = null;
+        long run = -1;
+        for (long c = first; c < end; c++)
+        {
+            bool isFree = count(block!, c - first) == 0;
+            if (isFree && fences.KindOf(c) is { } kind)
+            {
+                violation ??= $"cluster {c} holds {MetadataClusters.Describe(kind)} but its refcount is 0";
+                isFree = false;
+            }
+            if (isFree && run < 0) run = c;
+            else if (!isFree && run >= 0)
+            {
+                free.Add(run, c);
+                run = -1;
+            }
+        }
+        if (run >= 0) free.Add(run, end);
+        return violation;
+    }
 }

@@ -7,17 +7,22 @@ using QcowActors.Format;
 namespace QcowActors.Actors.Image;
 
 /// <summary>
-/// One open image. Owns the header, the L1 table, the refcount table and the cluster allocator,
-/// and orders flushes; its children own L2 tables and refcount blocks. It never awaits I/O in its
-/// mailbox: open and flush run as tasks whose results come back as messages.
+/// One open image. Owns the header and the L1 table and routes every image message; its plain
+/// parts do the rest — <see cref="MetadataCache"/> and <see cref="ImageTables"/> (what is in memory,
+/// within budget), <see cref="CountedAllocation"/> (clusters, counted, fenced), <see cref="FlushCoordinator"/>
+/// (durability order) — and its children own L2 tables and refcount blocks. It never awaits I/O
+/// in its mailbox: open, flush and close run as tasks whose results come back as messages. A
+/// request that needs memory the budget cannot give now waits here, in order, until a write-back
+/// or another image makes room, or answers 503 after <c>Storage:MetadataCacheWaitLimit</c>.
 /// </summary>
-internal sealed partial class ImageSupervisor : UntypedActor, IWithStash
+internal sealed partial class ImageSupervisor : UntypedActor, IWithStash, IWithTimers
 {
     private readonly string _name;
     private readonly string _path;
     private readonly string _markerPath;
     private readonly IImageFileSystem _fs;
-    private readonly TimeSpan _passivateAfter;
+    private readonly MetadataBudget _budget;
+    private readonly TimeSpan _waitLimit;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly IoEpochGate _gate = new();
 
@@ -25,30 +30,37 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash
     private ClusterLayout _layout = null!;
     private IImageFile _file = null!;
     private ulong[] _l1 = [];
-    private L2Directory _directory = null!;
     private readonly HashSet<long> _l1Dirty = [];
-    private readonly Dictionary<long, L2TableState> _l2States = [];
-    private readonly Dictionary<long, IActorRef> _l2Actors = [];
+    private MetadataCache _cache = null!;
+    private ImageTables _tables = null!;
+    private ClusterAllocator _allocator = null!;
+    private RefcountTable _refcountTable = null!;
+    private CountedAllocation _counting = null!;
+    private FlushCoordinator _flush = null!;
+    private MetadataClusters _fences = null!;
+    private ImageHandle _handle = null!;
     private ImageRefusal? _dataRefusal;
-    private ImageRefusal? _writeRefusal;
+    /// <summary>Metadata found misplaced or with a count of 0 at open: the first write marks the image corrupt.</summary>
+    private string? _violation;
+    /// <summary>Tables being read whose writes wait: until loaded it is unknown whether they are compact, and a shared one must be loaded to be copied.</summary>
+    private readonly Dictionary<long, List<(object Message, IActorRef Sender)>> _loading = [];
 
-    private readonly CacheBudget _cacheBudget;
-
-    public ImageSupervisor(string name, string path, IImageFileSystem fs, TimeSpan passivateAfter, CacheBudget cacheBudget, CacheBudget refcountBudget)
+    public ImageSupervisor(string name, string path, IImageFileSystem fs, MetadataBudget budget, TimeSpan waitLimit)
     {
-        _cacheBudget = cacheBudget;
-        _rcBudget = refcountBudget;
         _name = name;
         _path = path;
         _markerPath = MarkerPathFor(path);
         _fs = fs;
-        _passivateAfter = passivateAfter;
+        _budget = budget;
+        _waitLimit = waitLimit;
+        _member = new CacheMember(Self);
     }
 
     public IStash Stash { get; set; } = null!;
+    public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(string name, string path, IImageFileSystem fs, TimeSpan passivateAfter, CacheBudget cacheBudget, CacheBudget refcountBudget)
-        => Akka.Actor.Props.Create(() => new ImageSupervisor(name, path, fs, passivateAfter, cacheBudget, refcountBudget));
+    public static Props Props(string name, string path, IImageFileSystem fs, MetadataBudget budget, TimeSpan waitLimit)
+        => Akka.Actor.Props.Create(() => new ImageSupervisor(name, path, fs, budget, waitLimit));
 
     /// <summary>Exists while the image may have unflushed metadata on disk; left behind = unclean close.</summary>
     public static string MarkerPathFor(string path)
@@ -62,7 +74,7 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash
     protected override void PreStart()
     {
         Become(Opening);
-        ImageOpener.OpenAsync(_path, _markerPath, _fs, _rcBudget.PerImageBytes, CancellationToken.None).PipeTo(Self);
+        ImageOpener.OpenAsync(_path, _markerPath, _fs, _budget, _waitLimit, CancellationToken.None).PipeTo(Self);
     }
 
     private void Opening(object message)
@@ -72,7 +84,6 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash
             case OpenedImage opened:
                 Adopt(opened);
                 Become(OnReceive);
-                Context.SetReceiveTimeout(_passivateAfter);
                 Stash.UnstashAll();
                 break;
             case Status.Failure f:
@@ -99,7 +110,7 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash
         QcowFormatException { Problem: QcowProblem.Unsupported } q => new ImageException(ImageError.Unsupported, $"image '{_name}': {q.Message}", q.Feature ?? q.Field, q),
         QcowFormatException q => new ImageException(ImageError.Unsupported, $"image '{_name}' is not a usable qcow2 image: {q.Message}", "invalid image", q),
         FileNotFoundException => new ImageException(ImageError.NotFound, $"image '{_name}' does not exist"),
-        Io.ImageLockedException => new ImageException(ImageError.Unavailable,
+        ImageLockedException => new ImageException(ImageError.Unavailable,
             $"image '{_name}' is held open by another process (its lock is taken: another node still has it open, or a tool that locks it); try again", null, cause),
         ImageException i => i,
         // An I/O failure may pass: 503 says "try again"; the OS message (paths) stays in the log.
@@ -112,44 +123,50 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash
         _header = opened.Header;
         _layout = _header.Layout;
         _l1 = opened.L1;
-        _directory = new L2Directory(_l1, _layout);
-        _refTable = opened.RefcountTable;
+        _fences = opened.Fences;
+        var directory = new L2Directory(_l1, _layout);
+        _cache = new MetadataCache(_budget, _layout.ClusterSize, opened.ReservedBytes);
+        _budget.Join(_member);
+        _tables = new ImageTables(Context, _name, _layout, _file, _header.Version >= 3, directory, _fences, _cache);
+        _refcountTable = new RefcountTable(opened.RefcountTable, _header.RefcountTableOffset, _layout.ClusterSize);
+        // Reserved by the opener (part of ReservedBytes): entries now, clean.
         foreach (var (t, bytes) in opened.RefcountBlocks)
-            AddRefcountState(new RefcountBlockState(t, (long)(_refTable[t] & ~511UL), bytes, dirty: false));
-        _allocator = new ClusterAllocator(opened.EndCluster, opened.FreeClusters, _gate);
+            _tables.AddBlock(new RefcountBlockState(t, _refcountTable.BlockOffset(t), _layout.ClusterSize, bytes));
+        _allocator = new ClusterAllocator(_layout, opened.EndCluster, opened.Free, _fences, _gate);
+        _flush = new FlushCoordinator(new FlushHost(this));
+        _counting = new CountedAllocation(_layout, _allocator, _refcountTable, _tables, _cache, _fences, _flush, _header);
         _dataRefusal = opened.DataRefusal;
-        _writeRefusal = opened.WriteRefusal;
+        _violation = opened.Violation;
+        _handle = new ImageHandle(_name, _header, _file, _gate, _dataRefusal, opened.WriteRefusal, directory, _fences, Self);
         if (opened.Repaired is not null)
             _log.Info("Image {0} was not closed cleanly or was marked dirty: {1}", _name, opened.Repaired);
+        if (_violation is not null)
+            _log.Warning("Image {0} has corrupt metadata ({1}); the first write marks it corrupt", _name, _violation);
     }
 
     protected override void OnReceive(object message)
     {
         switch (message)
         {
-            case AttachImage: Sender.Tell(Handle()); break;
-            case MapRange m: RouteRead(m, m.Offset); break;
-            case GetL2Extents e: RouteExtents(e); break;
-            case PrepareWrite w: RouteWrite(w, w.Offset); break;
-            case ZeroClusters z: RouteZero(z); break;
-            case CommitWrite c: ForwardToExisting(c, c.L1Index); break;
-            case AbortWrite a: ForwardToExisting(a, a.L1Index); break;
-            case CrashL2Table c: ForwardToExisting(c, c.L1Index); break;
+            case AttachImage: Sender.Tell(_handle); break;
+            case MapRange m: RouteRead(m, _layout.L1Index(m.Offset)); break;
+            case GetL2Extents e: RouteRead(e, e.L1Index); break;
+            case PrepareWrite w: RouteWrite(w, _layout.L1Index(w.Offset)); break;
+            case ZeroClusters z: RouteWrite(z, _layout.L1Index(z.Offset)); break;
+            case CommitWrite c: ForwardToTable(c, c.L1Index); break;
+            case AbortWrite a: ForwardToTable(a, a.L1Index); break;
+            case CrashL2Table c: ForwardToTable(c, c.L1Index); break;
             case AllocateForPlan a: AllocateForPlan(a); break;
-            case ReleaseClusters r: _pendingDecrements.AddRange(r.HostClusters); break;
-            case FlushImage: RequestFlush(Sender); break;
+            case ReleaseClusters r: _flush.AddDecrements(r.HostClusters); break;
+            case FlushImage: _flush.Request(Sender); break;
+            case ReportCorruption r: MarkCorrupt(r.Detail); break;
             case CloseImage: BeginClose(); break;
-            case ReceiveTimeout:
-                if (_gate.IsIdle && _flush is null) Context.Parent.Tell(new Store.Passivate(_name));
-                break;
             default:
-                if (!OnFlushMessage(message) && !OnCloseMessage(message) && !OnL2CacheMessage(message)) Unhandled(message);
+                if (!OnTableMessage(message) && !OnFlushMessage(message) && !OnRoomMessage(message) && !OnCloseMessage(message))
+                    Unhandled(message);
                 break;
         }
     }
-
-    private ImageHandle Handle() => new(_name, _header.Size, (int)_header.Version, _layout, _file, _gate, _dataRefusal, _writeRefusal,
-        _header.BackingFile, (_header.IncompatibleFeatures & FeatureBits.IncompatibleDirty) != 0, _directory, Self);
 
     private bool Refuse(ImageRefusal? refusal)
     {
@@ -158,69 +175,119 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash
         return true;
     }
 
-    /// <summary>Requests for a table being stopped wait for the outcome, then are routed afresh.</summary>
-    private bool HeldForStoppingTable(long i, object message)
+    /// <summary>Writes are refused once the image is corrupt (or read-only); the first write into an image with corrupt metadata marks it.</summary>
+    private bool RefuseWrite()
     {
-        if (!_l2Stopping.TryGetValue(i, out var waiting)) return false;
-        waiting.Add((message, Sender));
-        return true;
+        if (_handle.WriteRefusal is null && _violation is not null) MarkCorrupt(_violation);
+        return Refuse(_handle.WriteRefusal);
     }
 
-    private void RouteRead(object message, long offset)
+    private void RouteRead(IImageMessage message, long i)
     {
-        if (Refuse(_dataRefusal)) return;
-        long i = _layout.L1Index(offset);
-        if (HeldForStoppingTable(i, message)) return;
-        if (!EnsureL2ForRead(i))
+        if (Refuse(_dataRefusal) || _tables.Hold(i, message, Sender)) return;
+        if (L1Entry.From(_l1[i]).IsUnallocated)
         {
-            var m = (MapRange)message;
-            Sender.Tell(new RangeMapping([new MappedRun(m.Offset, m.Length, -1)]));
+            Sender.Tell(message is MapRange m
+                ? new RangeMapping([new MappedRun(m.Offset, m.Length, -1)])
+                : new ExtentRuns([new ExtentRun(_layout.L2TableStart(i), _layout.L2Coverage, ExtentKind.Zero)]));
             return;
         }
-        SendToL2(i, message, Sender);
+        if (!_tables.TryGetTable(i, out _, out _) && !TryLoadTable(i))
+        {
+            WaitForRoom(message);
+            return;
+        }
+        _tables.Send(i, message, Sender);
     }
 
-    private void RouteExtents(GetL2Extents e)
+    /// <summary>Writes and zeroing: the table must exist (created for an empty slot), be loaded, be this image's own (copied if shared) and dense.</summary>
+    private void RouteWrite(IImageMessage message, long i)
     {
-        if (Refuse(_dataRefusal) || HeldForStoppingTable(e.L1Index, e)) return;
-        if (!EnsureL2ForRead(e.L1Index))
-            Sender.Tell(new ExtentRuns([new ExtentRun(_layout.L2TableStart(e.L1Index), _layout.L2Coverage, ExtentKind.Zero)]));
-        else
-            SendToL2(e.L1Index, e, Sender);
-    }
-
-    private void RouteWrite(object message, long offset)
-    {
-        if (Refuse(_dataRefusal) || Refuse(_writeRefusal)) return;
-        long i = _layout.L1Index(offset);
-        if (HeldForStoppingTable(i, message) || HeldUntilLoaded(i, message)) return;
+        if (Refuse(_dataRefusal) || RefuseWrite() || _tables.Hold(i, message, Sender)) return;
+        var e = L1Entry.From(_l1[i]);
         try
         {
-            EnsureL2ForWrite(i);
+            if (e.IsUnallocated)
+            {
+                // Without a backing file an unallocated table already reads as zeros.
+                if (message is ZeroClusters)
+                {
+                    Sender.Tell(new ZeroDone());
+                    return;
+                }
+                if (!TryCreateTable(i))
+                {
+                    WaitForRoom(message);
+                    return;
+                }
+            }
+            else if (!_tables.TryGetTable(i, out _, out _) && !TryLoadTable(i))
+            {
+                WaitForRoom(message);
+                return;
+            }
+            if (_loading.TryGetValue(i, out var waiting))
+            {
+                waiting.Add((message, Sender));
+                return;
+            }
+            _tables.TryGetTable(i, out var entry, out _);
+            if (!L1Entry.From(_l1[i]).Copied && !TryRelocate(i))
+            {
+                WaitForRoom(message);
+                return;
+            }
+            if (entry.Bytes < _layout.ClusterSize && !TryDensify(i, entry))
+            {
+                WaitForRoom(message);
+                return;
+            }
         }
-        catch (ImageException e)
+        catch (FenceViolationException v)
         {
-            Sender.Tell(new Status.Failure(e));
+            MarkCorrupt(v.Message);
+            Sender.Tell(new Status.Failure(Corruption.WriteRefused(_name, v.Message)));
             return;
         }
-        SendToL2(i, message, Sender);
-    }
-
-    private void RouteZero(ZeroClusters z)
-    {
-        if (Refuse(_dataRefusal) || Refuse(_writeRefusal)) return;
-        // Without a backing file an unallocated table already reads as zeros.
-        if (L1Entry.From(_l1[_layout.L1Index(z.Offset)]).IsUnallocated)
+        catch (ImageException x)
         {
-            Sender.Tell(new ZeroDone());
+            Sender.Tell(new Status.Failure(x));
             return;
         }
-        RouteWrite(z, z.Offset);
+        _tables.Send(i, message, Sender);
     }
 
-    private void ForwardToExisting(object message, long l1Index)
+    private void ForwardToTable(IImageMessage message, long i)
     {
-        if (_l2Actors.ContainsKey(l1Index)) SendToL2(l1Index, message, Sender);
-        else Sender.Tell(new Status.Failure(new InvalidOperationException($"no L2 table {l1Index} is open")));
+        if (_tables.Hold(i, message, Sender)) return;
+        if (_tables.TryGetTable(i, out _, out _)) _tables.Send(i, message, Sender);
+        else Sender.Tell(new Status.Failure(new InvalidOperationException($"no L2 table {i} is open")));
+    }
+
+    private void AllocateForPlan(AllocateForPlan a)
+    {
+        if (_handle.WriteRefusal is { } refusal)
+        {
+            Sender.Tell(new AllocationFailed(a.PlanId, new ImageException(ImageError.Unsupported, $"image '{_name}': {refusal.Detail}", refusal.Feature)));
+            return;
+        }
+        try
+        {
+            if (TryTakeCounted(a.Count) is not { } taken)
+            {
+                WaitForRoom(a);
+                return;
+            }
+            Sender.Tell(new ClustersAllocated(a.PlanId, taken.Clusters.Select(c => c << _layout.ClusterBits).ToArray(), taken.Fresh));
+        }
+        catch (FenceViolationException v)
+        {
+            MarkCorrupt(v.Message);
+            Sender.Tell(new AllocationFailed(a.PlanId, Corruption.WriteRefused(_name, v.Message)));
+        }
+        catch (ImageException x)
+        {
+            Sender.Tell(new AllocationFailed(a.PlanId, x));
+        }
     }
 }

@@ -3,8 +3,8 @@ using System.IO.Pipelines;
 namespace QcowActors.Actors.Service;
 
 /// <summary>
-/// What the HTTP layer may do with the store. Every call names the image; the implementation routes
-/// through the store actor (a shard region later). Errors are <see cref="ImageException"/>.
+/// What the HTTP layer may do with the store. Every call names the image (or holds an
+/// <see cref="ImageSession"/> of it). Errors are <see cref="ImageException"/>.
 /// </summary>
 public interface IImageService
 {
@@ -13,6 +13,12 @@ public interface IImageService
     Task<IReadOnlyList<ImageInfo>> ListAsync(CancellationToken ct);
     Task<ImageInfo> GetInfoAsync(string name, CancellationToken ct);
     Task DeleteAsync(string name, CancellationToken ct);
+
+    /// <summary>
+    /// Opens the image for one request: its I/O gate is entered once, and that entry serves the
+    /// request's first operation (see <see cref="ImageSession"/>). Dispose it when the request ends.
+    /// </summary>
+    Task<ImageSession> OpenAsync(string name, CancellationToken ct);
 
     /// <summary>
     /// Maps [offset, offset+length) completely (the caller checked the range against the size)

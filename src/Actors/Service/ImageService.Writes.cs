@@ -1,5 +1,4 @@
 using System.Buffers;
-using Akka.Actor;
 using QcowActors.Actors.Image;
 using QcowActors.Actors.Io;
 
@@ -13,24 +12,32 @@ public sealed partial class ImageService
     public async Task WriteAsync(string name, long offset, ReadOnlyMemory<byte> data, CancellationToken ct)
     {
         var (handle, token) = await EnterAsync(name, ct).ConfigureAwait(false);
-        using (token)
+        using (token) await WriteAsync(handle, offset, data, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Writes under the caller's gate token, table by table.</summary>
+    internal async Task WriteAsync(ImageHandle handle, long offset, ReadOnlyMemory<byte> data, CancellationToken ct)
+    {
+        ThrowIfRefused(handle, write: true);
+        CheckRange(handle, offset, data.Length);
+        long end = offset + data.Length;
+        for (long o = offset; o < end;)
         {
-            ThrowIfRefused(handle, write: true);
-            CheckRange(handle, offset, data.Length);
-            foreach (var (off, len) in ByTable(handle.Layout, offset, data.Length))
-                await WriteInTableAsync(handle, off, data.Slice((int)(off - offset), (int)len), ct).ConfigureAwait(false);
+            long n = InTable(handle.Layout, o, end);
+            await WriteInTableAsync(handle, o, data.Slice((int)(o - offset), (int)n), ct).ConfigureAwait(false);
+            o += n;
         }
     }
 
-    /// <summary>Plan (the L2 actor decides), move the bytes, then publish: data is in the file before any entry points to it.</summary>
+    /// <summary>Plan (the table's actor decides), move the bytes, then publish: data is in the file before any entry points to it.</summary>
     private async Task WriteInTableAsync(ImageHandle handle, long offset, ReadOnlyMemory<byte> data, CancellationToken ct)
     {
         // Every cluster already ours and allocated: the bytes go straight in, no actor involved.
         // Otherwise the table's actor plans it (not cancellable: a plan it made must reach commit
-        // or abort, or its clusters stay in flight), asked straight at the image's supervisor: the
-        // caller's gate token keeps this incarnation (and so that actor) alive until the commit.
-        var plan = handle.Directory.TryPlanInPlace(offset, data.Length)
-            ?? await AskAsync<WritePlan>(handle.Supervisor, new PrepareWrite(handle.Image, offset, data.Length), CancellationToken.None).ConfigureAwait(false);
+        // or abort, or its clusters stay in flight); the caller's gate token keeps this
+        // incarnation (and so that actor) alive until the commit.
+        var plan = handle.TryPlanInPlace(offset, data.Length)
+            ?? await handle.AskAsync<WritePlan>(new PrepareWrite(handle.Image, offset, data.Length), AskTimeout, CancellationToken.None).ConfigureAwait(false);
         try
         {
             ct.ThrowIfCancellationRequested();
@@ -38,17 +45,24 @@ public sealed partial class ImageService
         }
         catch (Exception e)
         {
-            if (!plan.InPlaceOnly) handle.Supervisor.Tell(new AbortWrite(handle.Image, plan.L1Index, plan.PlanId));
+            if (!plan.InPlaceOnly) handle.Tell(new AbortWrite(handle.Image, plan.L1Index, plan.PlanId));
             if (e is OperationCanceledException) throw;
             throw IoErrors.Map(e, handle.Image);
         }
         if (!plan.InPlaceOnly)
-            await AskAsync<WriteCommitted>(handle.Supervisor, new CommitWrite(handle.Image, plan.L1Index, plan.PlanId), CancellationToken.None).ConfigureAwait(false);
+            await handle.AskAsync<WriteCommitted>(new CommitWrite(handle.Image, plan.L1Index, plan.PlanId), AskTimeout, CancellationToken.None).ConfigureAwait(false);
     }
 
     private static async Task ExecuteAsync(IImageFile file, int clusterSize, WritePlan plan, long baseOffset, ReadOnlyMemory<byte> data, CancellationToken ct)
     {
         var clusters = plan.Clusters;
+        if (clusters.Length == 1 && clusters[0].Fill == ClusterFill.None)
+        {
+            // One cluster, nothing around it to fill: the common small write, without a task list.
+            var only = clusters[0];
+            await file.WriteAsync(data, only.HostCluster + only.OffsetInCluster, ct).ConfigureAwait(false);
+            return;
+        }
         var writes = new List<Task>();
         int i = 0;
         while (i < clusters.Length)
@@ -96,35 +110,40 @@ public sealed partial class ImageService
 
     public async Task ZeroAsync(string name, long offset, long length, CancellationToken ct)
     {
-        ImageHandle handle;
-        var (h, token) = await EnterAsync(name, ct).ConfigureAwait(false);
-        using (token)
+        var (handle, token) = await EnterAsync(name, ct).ConfigureAwait(false);
+        using (token) await ZeroAsync(handle, offset, length, ct).ConfigureAwait(false);
+    }
+
+    internal async Task ZeroAsync(ImageHandle handle, long offset, long length, CancellationToken ct)
+    {
+        ThrowIfRefused(handle, write: true);
+        CheckRange(handle, offset, length);
+        if (length == 0) return;
+        var layout = handle.Layout;
+        long end = offset + length;
+        long wholeStart = layout.RoundUpToCluster(offset);
+        long wholeEnd = layout.ClusterStart(end);
+        if (wholeStart >= wholeEnd)
         {
-            handle = h;
-            ThrowIfRefused(handle, write: true);
-            CheckRange(handle, offset, length);
-            if (length == 0) return;
-            var layout = handle.Layout;
-            long end = offset + length;
-            long wholeStart = layout.RoundUpToCluster(offset);
-            long wholeEnd = layout.ClusterStart(end);
-            if (wholeStart >= wholeEnd)
-            {
-                await ZeroPartialAsync(handle, offset, length, ct).ConfigureAwait(false);
-                return;
-            }
-            if (offset < wholeStart) await ZeroPartialAsync(handle, offset, wholeStart - offset, ct).ConfigureAwait(false);
-            foreach (var (off, len) in ByTable(layout, wholeStart, wholeEnd - wholeStart))
-                await AskAsync<ZeroDone>(new ZeroClusters(name, off, len), ct).ConfigureAwait(false);
-            if (wholeEnd < end) await ZeroPartialAsync(handle, wholeEnd, end - wholeEnd, ct).ConfigureAwait(false);
+            await ZeroPartialAsync(handle, offset, length, ct).ConfigureAwait(false);
+            return;
         }
+        if (offset < wholeStart) await ZeroPartialAsync(handle, offset, wholeStart - offset, ct).ConfigureAwait(false);
+        for (long o = wholeStart; o < wholeEnd;)
+        {
+            long n = InTable(layout, o, wholeEnd);
+            await handle.AskAsync<ZeroDone>(new ZeroClusters(handle.Image, o, n), AskTimeout, ct).ConfigureAwait(false);
+            o += n;
+        }
+        if (wholeEnd < end) await ZeroPartialAsync(handle, wholeEnd, end - wholeEnd, ct).ConfigureAwait(false);
     }
 
     /// <summary>Part of one cluster: written with zeros unless it already reads as zeros.</summary>
     private async Task ZeroPartialAsync(ImageHandle handle, long offset, long length, CancellationToken ct)
     {
-        var mapping = await AskAsync<RangeMapping>(new MapRange(handle.Image, offset, length), ct).ConfigureAwait(false);
-        if (mapping.Runs.All(r => r.IsZero)) return;
+        var runs = handle.TryMap(offset, length)
+            ?? [.. (await handle.AskAsync<RangeMapping>(new MapRange(handle.Image, offset, length), AskTimeout, ct).ConfigureAwait(false)).Runs];
+        if (runs.TrueForAll(r => r.IsZero)) return;
         await WriteInTableAsync(handle, offset, Zeros[..(int)length], ct).ConfigureAwait(false);
     }
 }

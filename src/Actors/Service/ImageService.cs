@@ -9,6 +9,8 @@ namespace QcowActors.Actors.Service;
 /// <summary>
 /// The engine as the HTTP layer sees it. Actors decide mappings and allocation; the bytes move
 /// here, between the caller's buffers and the file, with positional I/O and no actor in between.
+/// A request enters an image's I/O gate once (<see cref="OpenAsync"/>); every image message it
+/// sends then goes straight to that image's supervisor through its <see cref="ImageHandle"/>.
 /// </summary>
 public sealed partial class ImageService : IImageService
 {
@@ -29,18 +31,16 @@ public sealed partial class ImageService : IImageService
 
     public StoreOptions Options { get; }
 
-    private Task<T> AskAsync<T>(object message, CancellationToken ct) => AskAsync<T>(_store, message, ct);
-
-    /// <summary>Asks the store, or an image's supervisor directly (writes, while the caller's gate token keeps it alive).</summary>
-    private async Task<T> AskAsync<T>(ICanTell target, object message, CancellationToken ct)
+    /// <summary>Asks the store (create, list, delete, attach).</summary>
+    private async Task<T> AskStoreAsync<T>(object message, CancellationToken ct)
     {
         try
         {
-            return await target.Ask<T>(message, AskTimeout, ct).ConfigureAwait(false);
+            return await _store.Ask<T>(message, AskTimeout, ct).ConfigureAwait(false);
         }
         catch (AskTimeoutException e)
         {
-            throw new ImageException(ImageError.Unavailable, "the image did not answer in time", null, e);
+            throw new ImageException(ImageError.Unavailable, "the store did not answer in time; try again", null, e);
         }
     }
 
@@ -55,12 +55,12 @@ public sealed partial class ImageService : IImageService
     {
         CheckName(name);
         var opts = new CreateOptions(virtualSize, clusterSize ?? 65536, refcountBits ?? 16);
-        return AskAsync<ImageInfo>(new CreateImage(name, opts), ct);
+        return AskStoreAsync<ImageInfo>(new CreateImage(name, opts), ct);
     }
 
-    public Task<IReadOnlyList<ImageInfo>> ListAsync(CancellationToken ct) => AskAsync<IReadOnlyList<ImageInfo>>(new ListImages(), ct);
+    public Task<IReadOnlyList<ImageInfo>> ListAsync(CancellationToken ct) => AskStoreAsync<IReadOnlyList<ImageInfo>>(new ListImages(), ct);
 
-    /// <summary>From the image's handle (no round trip once attached); the file length is read live.</summary>
+    /// <summary>From the image's handle (no round trip once attached); the file's length is read live.</summary>
     public async Task<ImageInfo> GetInfoAsync(string name, CancellationToken ct)
     {
         var (h, token) = await EnterAsync(name, ct).ConfigureAwait(false);
@@ -74,21 +74,30 @@ public sealed partial class ImageService : IImageService
     public async Task DeleteAsync(string name, CancellationToken ct)
     {
         CheckName(name);
-        await AskAsync<ImageDeleted>(new DeleteImage(name), ct).ConfigureAwait(false);
+        await AskStoreAsync<ImageDeleted>(new DeleteImage(name), ct).ConfigureAwait(false);
+    }
+
+    public async Task<ImageSession> OpenAsync(string name, CancellationToken ct)
+    {
+        var (handle, token) = await EnterAsync(name, ct).ConfigureAwait(false);
+        return new ImageSession(this, handle, token);
     }
 
     public async Task FlushAsync(string name, CancellationToken ct)
     {
-        CheckName(name);
-        await AskAsync<Flushed>(new FlushImage(name), ct).ConfigureAwait(false);
+        var (handle, token) = await EnterAsync(name, ct).ConfigureAwait(false);
+        using (token) await FlushAsync(handle, ct).ConfigureAwait(false);
     }
+
+    internal Task FlushAsync(ImageHandle handle, CancellationToken ct)
+        => handle.AskAsync<Flushed>(new FlushImage(handle.Image), AskTimeout, ct);
 
     /// <summary>
     /// Resolves the image and enters its I/O gate. The handle of an open image is cached: while its
-    /// gate admits us, the incarnation is open and its file valid; once it closes (passivation,
-    /// delete) the gate refuses and we ask the store again, which reopens it.
+    /// gate admits us, the incarnation is open and its file valid; once it closes (idle, delete)
+    /// the gate refuses and we ask the store again, which reopens it.
     /// </summary>
-    private async Task<(ImageHandle Handle, IoEpochGate.Token Token)> EnterAsync(string name, CancellationToken ct)
+    internal async Task<(ImageHandle Handle, IoEpochGate.Token Token)> EnterAsync(string name, CancellationToken ct)
     {
         CheckName(name);
         if (_handles.TryGetValue(name, out var cached))
@@ -99,7 +108,7 @@ public sealed partial class ImageService : IImageService
         }
         for (int attempt = 0; ; attempt++)
         {
-            var handle = await AskAsync<ImageHandle>(new AttachImage(name), ct).ConfigureAwait(false);
+            var handle = await AskStoreAsync<ImageHandle>(new AttachImage(name), ct).ConfigureAwait(false);
             var token = handle.Gate.TryEnter();
             if (token is not null)
             {
@@ -115,35 +124,32 @@ public sealed partial class ImageService : IImageService
         }
     }
 
-    private static void ThrowIfRefused(ImageHandle h, bool write)
+    internal static void ThrowIfRefused(ImageHandle h, bool write)
     {
         var r = h.DataRefusal ?? (write ? h.WriteRefusal : null);
         if (r is not null) throw new ImageException(ImageError.Unsupported, $"image '{h.Image}': {r.Detail}", r.Feature);
     }
 
-    private static void CheckRange(ImageHandle h, long offset, long length)
+    internal static void CheckRange(ImageHandle h, long offset, long length)
     {
         if (offset < 0 || length < 0 || offset > h.VirtualSize || length > h.VirtualSize - offset)
             throw new ImageException(ImageError.OutOfRange,
                 $"range {offset}+{length} is outside the disk of {h.VirtualSize} bytes");
     }
 
-    /// <summary>Splits [offset, offset+length) at L2 table boundaries: one message per table.</summary>
-    private static IEnumerable<(long Offset, long Length)> ByTable(ClusterLayout layout, long offset, long length)
-    {
-        long end = offset + length;
-        while (offset < end)
-        {
-            long tableEnd = layout.L2TableStart(layout.L1Index(offset) + 1);
-            long n = Math.Min(end, tableEnd) - offset;
-            yield return (offset, n);
-            offset += n;
-        }
-    }
+    /// <summary>The part of [offset, end) inside the L2 table that holds offset.</summary>
+    private static long InTable(ClusterLayout layout, long offset, long end)
+        => Math.Min(end, layout.L2TableStart(layout.L1Index(offset) + 1)) - offset;
 
     public async Task<DiskReadPlan> PlanReadAsync(string name, long offset, long length, CancellationToken ct)
     {
         var (handle, token) = await EnterAsync(name, ct).ConfigureAwait(false);
+        return await PlanReadAsync(handle, token, offset, length, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Maps the range under the caller's token; the plan owns the token from here (disposed with it, or now on failure).</summary>
+    internal async Task<DiskReadPlan> PlanReadAsync(ImageHandle handle, IoEpochGate.Token token, long offset, long length, CancellationToken ct)
+    {
         try
         {
             ThrowIfRefused(handle, write: false);
@@ -160,11 +166,14 @@ public sealed partial class ImageService : IImageService
 
     private async Task<List<MappedRun>> MapAsync(ImageHandle handle, long offset, long length, CancellationToken ct)
     {
-        var parts = ByTable(handle.Layout, offset, length).ToArray();
-        var results = new IReadOnlyList<MappedRun>?[parts.Length];
-        // Tables in memory (and empty L1 slots) are mapped here; only the others cost a message.
-        for (int k = 0; k < parts.Length; k++)
-            results[k] = handle.Directory.TryMap(handle.Image, parts[k].Offset, parts[k].Length);
+        long end = offset + length;
+        long first = InTable(handle.Layout, offset, end);
+        // The common case, a range inside one table already in memory: no array, no task.
+        if (first == length && handle.TryMap(offset, length) is { } local) return local;
+        var parts = new List<(long Offset, long Length)>();
+        for (long o = offset; o < end; o += InTable(handle.Layout, o, end)) parts.Add((o, InTable(handle.Layout, o, end)));
+        var results = new List<MappedRun>?[parts.Count];
+        for (int k = 0; k < parts.Count; k++) results[k] = handle.TryMap(parts[k].Offset, parts[k].Length);
         if (results.Any(r => r is null))
         {
             using var limiter = new SemaphoreSlim(MapParallelism);
@@ -172,11 +181,11 @@ public sealed partial class ImageService : IImageService
             {
                 if (results[k] is not null) return;
                 await limiter.WaitAsync(ct).ConfigureAwait(false);
-                try { results[k] = (await AskAsync<RangeMapping>(new MapRange(handle.Image, p.Offset, p.Length), ct).ConfigureAwait(false)).Runs; }
+                try { results[k] = [.. (await handle.AskAsync<RangeMapping>(new MapRange(handle.Image, p.Offset, p.Length), AskTimeout, ct).ConfigureAwait(false)).Runs]; }
                 finally { limiter.Release(); }
             })).ConfigureAwait(false);
         }
-        if (results.Length == 1) return results[0] as List<MappedRun> ?? [.. results[0]!];
+        if (results.Length == 1) return results[0]!;
         var runs = new List<MappedRun>();
         foreach (var r in results) runs.AddRange(r!);
         return runs;
@@ -235,7 +244,7 @@ public sealed partial class ImageService : IImageService
     /// <summary>Runs of table i: computed here for tables in memory (and empty L1 slots), else by its actor.</summary>
     private async Task<IReadOnlyList<ExtentRun>> TableExtentsAsync(ImageHandle handle, long i, CancellationToken ct)
     {
-        if (handle.Directory.TryExtents(i) is { } local) return local;
-        return (await AskAsync<ExtentRuns>(new GetL2Extents(handle.Image, i), ct).ConfigureAwait(false)).Runs;
+        if (handle.TryExtents(i) is { } local) return local;
+        return (await handle.AskAsync<ExtentRuns>(new GetL2Extents(handle.Image, i), AskTimeout, ct).ConfigureAwait(false)).Runs;
     }
 }

@@ -35,6 +35,11 @@ public static class ServiceCollectionExtensions
         services.TryAddSingleton<ClusterNode>();
         services.TryAddSingleton<ImageOwnership>();
         services.TryAddSingleton<ClusterPeers>();
+        services.TryAddSingleton(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<StoreOptions>>().Value;
+            return new Image.MetadataBudget(o.MetadataCacheBytesPerImage, o.MetadataCacheBytesTotal);
+        });
         services.AddOptions<ClusterSettings>();
         services.AddAkka(ActorSystemName, (builder, sp) =>
         {
@@ -44,6 +49,7 @@ public static class ServiceCollectionExtensions
             var node = sp.GetRequiredService<ClusterNode>();
             var ownership = sp.GetRequiredService<ImageOwnership>();
             var peers = sp.GetRequiredService<ClusterPeers>();
+            var budget = sp.GetRequiredService<Image.MetadataBudget>();
             builder.AddHocon(
                 "akka.coordinated-shutdown.phases.before-actor-system-terminate.timeout = 120s\n" +
                 "akka.loglevel = INFO\n" +
@@ -53,7 +59,13 @@ public static class ServiceCollectionExtensions
                 // A shard whose owner froze mid-rebalance is given up after this instead of 60 s; the
                 // file lock still keeps the next owner out until the frozen one has closed the image.
                 // Above ImageOwner's drain (3 s) + close (6 s).
-                "akka.cluster.sharding.handoff-timeout = 10s\n", HoconAddMode.Prepend);
+                "akka.cluster.sharding.handoff-timeout = 10s\n" +
+                // The entity passivates itself when its image is idle (ImageOwner), never on a message count.
+                "akka.cluster.sharding.passivate-idle-entity-after = off\n" +
+                // 1.5.73 still defaults to persistence on the in-memory journal, which forgets shard
+                // placements on restart and can place a shard twice (akka.net#7289).
+                "akka.cluster.sharding.state-store-mode = ddata\n" +
+                "akka.cluster.sharding.remember-entities = off\n", HoconAddMode.Prepend);
             builder.WithRemoting(new RemoteOptions { HostName = cluster.Hostname, Port = cluster.Port });
             if (System.Net.IPAddress.TryParse(cluster.Hostname, out var ip) && ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
             {
@@ -70,9 +82,7 @@ public static class ServiceCollectionExtensions
             builder.WithAkkaClusterReadinessCheck(tags: ["ready"]);
             builder.WithActors((system, registry) =>
             {
-                var store = system.ActorOf(ImageStoreActor.Props(Path.GetFullPath(options.Directory), fs, options.PassivateAfter,
-                    new Image.CacheBudget(options.L2CacheBytesPerImage, options.L2CacheBytesTotal),
-                    new Image.CacheBudget(options.RefcountCacheBytesPerImage, options.RefcountCacheBytesTotal), ownership), "images");
+                var store = system.ActorOf(ImageStoreActor.Props(Path.GetFullPath(options.Directory), fs, budget, options, ownership), "images");
                 registry.Register<ImageStoreActor>(store);
                 system.ActorOf(PeerDirectory.Props(node, peers), PeerDirectory.Name);
                 CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseBeforeActorSystemTerminate, "close-images", async () =>
@@ -80,19 +90,16 @@ public static class ServiceCollectionExtensions
                     await store.Ask<StoreStopped>(new StopAllImages(), TimeSpan.FromSeconds(110)).ConfigureAwait(false);
                     return Done.Instance;
                 });
+                // Started here rather than with WithShardRegion, which takes no allocation strategy:
+                // shards never rebalance (NoRebalanceAllocationStrategy says why).
+                var region = ClusterSharding.Get(system).Start(ImageRegion.TypeName,
+                    image => ImageOwner.Props(image, node, ownership, store, options.PassivateAfter),
+                    ClusterShardingSettings.Create(system),
+                    new ImageMessageExtractor(),
+                    new NoRebalanceAllocationStrategy(),
+                    ReleaseImage.Instance);
+                registry.Register<ImageRegion>(region);
             });
-            builder.WithShardRegion<ImageRegion>(ImageRegion.TypeName,
-                (_, registry, _) => image => ImageOwner.Props(image, node, ownership, registry.Get<ImageStoreActor>()),
-                new ImageMessageExtractor(),
-                new ShardOptions
-                {
-                    // 1.5.73 still defaults to persistence on the in-memory journal, which forgets shard
-                    // placements on restart and can place a shard twice (akka.net#7289).
-                    StateStoreMode = StateStoreMode.DData,
-                    RememberEntities = false,
-                    PassivateIdleEntityAfter = options.PassivateAfter,
-                    HandOffStopMessage = ReleaseImage.Instance,
-                });
             builder.AddStartup((system, _) =>
             {
                 var self = Akka.Cluster.Cluster.Get(system);

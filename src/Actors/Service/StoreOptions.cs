@@ -6,16 +6,16 @@ public sealed class StoreOptions
     public const string Section = "Storage";
     /// <summary>Directory holding {name}.qcow2 files. Default ./data.</summary>
     public string Directory { get; set; } = "data";
-    /// <summary>Close an image after this long without requests.</summary>
+    /// <summary>Close an image once no request has been in flight for this long.</summary>
     public TimeSpan PassivateAfter { get; set; } = TimeSpan.FromMinutes(2);
-    /// <summary>L2 tables kept in memory per open image (least recently used clean ones are dropped beyond it).</summary>
-    public long L2CacheBytesPerImage { get; set; } = 128L * 1024 * 1024;
-    /// <summary>L2 tables kept in memory over all open images.</summary>
-    public long L2CacheBytesTotal { get; set; } = 256L * 1024 * 1024;
-    /// <summary>Refcount blocks kept in memory per open image (clean ones beyond it are dropped after a flush and read again when needed).</summary>
-    public long RefcountCacheBytesPerImage { get; set; } = 32L * 1024 * 1024;
-    /// <summary>Refcount blocks kept in memory over all open images.</summary>
-    public long RefcountCacheBytesTotal { get; set; } = 128L * 1024 * 1024;
+    /// <summary>Metadata (L1 and refcount tables, L2 tables, refcount blocks) one open image may hold in memory.</summary>
+    public long MetadataCacheBytesPerImage { get; set; } = 160L * 1024 * 1024;
+    /// <summary>Metadata all open images may hold in memory together.</summary>
+    public long MetadataCacheBytesTotal { get; set; } = 384L * 1024 * 1024;
+    /// <summary>How long a request waits for room in the metadata cache before it answers 503 with Retry-After.</summary>
+    public TimeSpan MetadataCacheWaitLimit { get; set; } = TimeSpan.FromSeconds(30);
+    /// <summary>Images open at once on this node; beyond it the least recently used idle one is closed.</summary>
+    public int MaxOpenImages { get; set; } = 1000;
     /// <summary>How long a request waits for an image actor's answer.</summary>
     public TimeSpan AskTimeout { get; set; } = TimeSpan.FromSeconds(120);
     /// <summary>Largest write handed to the engine at once (bytes of a PUT body buffered per request).</summary>

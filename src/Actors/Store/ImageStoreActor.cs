@@ -7,19 +7,23 @@ using QcowActors.Format;
 namespace QcowActors.Actors.Store;
 
 /// <summary>
-/// The store: one supervisor per open image, started on the first message naming it, closed when
-/// idle. While an image closes, messages for it wait here and go to its next incarnation. Every
-/// message names its image, so this actor can be replaced by a shard region without redesign.
+/// The node's store: one supervisor per open image, started on the first request naming an image
+/// that exists (a name that does not leaves nothing behind). While an image closes, messages for
+/// it wait here and go to its next incarnation. At most <c>Storage:MaxOpenImages</c> stay open:
+/// beyond it the least recently used idle one is closed. When an image is idle is not decided
+/// here but by its owner entity (<see cref="Cluster.ImageOwnership"/>), which closes it through
+/// <see cref="ReleaseLocalImage"/>.
 /// </summary>
 public sealed class ImageStoreActor : ReceiveActor
 {
     private readonly string _directory;
     private readonly IImageFileSystem _fs;
-    private readonly TimeSpan _passivateAfter;
-    private readonly CacheBudget _cacheBudget;
-    private readonly CacheBudget _refcountBudget;
+    private readonly MetadataBudget _budget;
+    private readonly StoreOptions _options;
     private readonly Dictionary<string, IActorRef> _open = [];
     private readonly Dictionary<IActorRef, string> _names = [];
+    /// <summary>When each open image was last attached here (for images no entity tracks: a store on its own).</summary>
+    private readonly Dictionary<string, long> _lastAttached = [];
     /// <summary>Images asked to close; they keep getting their messages until they are ready to stop.</summary>
     private readonly HashSet<string> _closeRequested = [];
     /// <summary>Images stopping (or files being deleted), with the messages that arrived meanwhile.</summary>
@@ -34,16 +38,14 @@ public sealed class ImageStoreActor : ReceiveActor
     private sealed record Created(string Image, IActorRef ReplyTo, object Result);
     private sealed record Deleted(string Image, IActorRef ReplyTo, Exception? Error);
 
-    /// <param name="ownership">Images this node may open (cluster); null: every image (a store on its own).</param>
-    public ImageStoreActor(string directory, IImageFileSystem fs, TimeSpan passivateAfter, CacheBudget? cacheBudget = null, CacheBudget? refcountBudget = null,
-        Cluster.ImageOwnership? ownership = null)
+    /// <param name="ownership">Images this node may open (cluster); null: every image (a store on its own, in tests).</param>
+    public ImageStoreActor(string directory, IImageFileSystem fs, MetadataBudget budget, StoreOptions options, Cluster.ImageOwnership? ownership = null)
     {
         _ownership = ownership;
-        _cacheBudget = cacheBudget ?? new CacheBudget(128L << 20, 256L << 20);
-        _refcountBudget = refcountBudget ?? new CacheBudget(32L << 20, 128L << 20);
+        _budget = budget;
+        _options = options;
         _directory = directory;
         _fs = fs;
-        _passivateAfter = passivateAfter;
         Directory.CreateDirectory(directory);
 
         Receive<CreateImage>(Create);
@@ -84,15 +86,15 @@ public sealed class ImageStoreActor : ReceiveActor
             foreach (var name in _open.Keys.ToList()) BeginClose(name);
             ReplyIfStopped();
         });
+        Receive<GetStoreState>(_ => Sender.Tell(new StoreState(_open.Count, _closing.Count)));
         Receive<IImageMessage>(Route);
     }
 
     /// <summary>An image supervisor that fails is stopped, not restarted: the next request reopens (and repairs) the file.</summary>
     protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Stop);
 
-    public static Props Props(string directory, IImageFileSystem fs, TimeSpan passivateAfter, CacheBudget? cacheBudget = null, CacheBudget? refcountBudget = null,
-        Cluster.ImageOwnership? ownership = null)
-        => Akka.Actor.Props.Create(() => new ImageStoreActor(directory, fs, passivateAfter, cacheBudget, refcountBudget, ownership));
+    public static Props Props(string directory, IImageFileSystem fs, MetadataBudget budget, StoreOptions options, Cluster.ImageOwnership? ownership = null)
+        => Akka.Actor.Props.Create(() => new ImageStoreActor(directory, fs, budget, options, ownership));
 
     private string PathOf(string name) => ImageNames.PathFor(_directory, name);
 
@@ -111,23 +113,48 @@ public sealed class ImageStoreActor : ReceiveActor
         }
         if (!_open.TryGetValue(name, out var image))
         {
+            // Existence first: a request for a name that does not exist starts nothing.
+            if (!File.Exists(PathOf(name)))
+            {
+                Sender.Tell(new Status.Failure(new ImageException(ImageError.NotFound, $"image '{name}' does not exist")));
+                return;
+            }
             if (_ownership is not null && !_ownership.MayOpen(name))
             {
                 Sender.Tell(new Status.Failure(new ImageException(ImageError.Unavailable,
                     $"image '{name}' is not served by this node right now (it is moving to another node); try again")));
                 return;
             }
-            if (!File.Exists(PathOf(name)))
+            if (_open.Count >= _options.MaxOpenImages && !CloseLeastRecentlyUsed())
             {
-                Sender.Tell(new Status.Failure(new ImageException(ImageError.NotFound, $"image '{name}' does not exist")));
+                Sender.Tell(new Status.Failure(new ImageException(ImageError.Unavailable,
+                    $"image '{name}' cannot be opened now: {_open.Count} images are open (Storage:MaxOpenImages) and none of them is idle; try again")));
                 return;
             }
-            image = Context.ActorOf(ImageSupervisor.Props(name, PathOf(name), _fs, _passivateAfter, _cacheBudget, _refcountBudget), Uri.EscapeDataString(name));
+            image = Context.ActorOf(ImageSupervisor.Props(name, PathOf(name), _fs, _budget, _options.MetadataCacheWaitLimit), Uri.EscapeDataString(name));
             Context.Watch(image);
             _open[name] = image;
             _names[image] = name;
         }
+        if (message is AttachImage) _lastAttached[name] = Environment.TickCount64;
         image.Forward(message);
+    }
+
+    /// <summary>Starts closing the least recently used open image with no request in flight; false when every one is busy.</summary>
+    private bool CloseLeastRecentlyUsed()
+    {
+        string? oldest = null;
+        long oldestAt = long.MaxValue;
+        foreach (var name in _open.Keys)
+        {
+            if (_closeRequested.Contains(name)) continue;
+            if (_ownership is not null && !_ownership.IsIdle(name, TimeSpan.Zero)) continue;
+            long at = _ownership?.LastActive(name) ?? _lastAttached.GetValueOrDefault(name);
+            if (at < oldestAt) (oldest, oldestAt) = (name, at);
+        }
+        if (oldest is null) return _closeRequested.Count > 0; // some are closing already: the open count is about to drop
+        BeginClose(oldest);
+        return true;
     }
 
     /// <summary>
@@ -144,6 +171,7 @@ public sealed class ImageStoreActor : ReceiveActor
     {
         if (!_names.Remove(image, out var name)) return;
         _open.Remove(name);
+        _lastAttached.Remove(name);
         _closeRequested.Remove(name);
         if (_releaseRequests.Remove(name, out var released))
             foreach (var r in released) r.Tell(new LocalImageReleased(name));

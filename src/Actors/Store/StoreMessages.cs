@@ -14,7 +14,7 @@ public sealed record ImageDeleted(string Image);
 /// <summary>Reply: IReadOnlyList&lt;ImageInfo&gt;, read from headers without opening images.</summary>
 public sealed record ListImages;
 
-/// <summary>Image to store: idle, please close me (the store stops routing to it meanwhile).</summary>
+/// <summary>Image to store: close me (it failed to open, or turned out corrupt).</summary>
 public sealed record Passivate(string Image);
 
 /// <summary>Image to store: file closed; hold my messages from now on and send <see cref="StopNow"/>.</summary>
@@ -32,3 +32,9 @@ public sealed record StoreStopped;
 public sealed record ReleaseLocalImage(string Image);
 
 public sealed record LocalImageReleased(string Image);
+
+/// <summary>Test and diagnostics hook. Reply: <see cref="StoreState"/>.</summary>
+public sealed record GetStoreState;
+
+/// <summary>Supervisors alive on this node (open images), and names whose messages wait for a close or delete.</summary>
+public sealed record StoreState(int OpenImages, int Closing);

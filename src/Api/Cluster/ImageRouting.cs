@@ -30,7 +30,7 @@ internal sealed class ImageRouting(
     private const int MaxHops = 3;
     private static readonly TimeSpan LocateTimeout = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan RetryDelay = TimeSpan.FromMilliseconds(100);
-    private readonly TimeSpan _keepInterval = store.Value.PassivateAfter / 4;
+    private readonly string _storeDirectory = store.Value.Directory;
 
     public async Task InvokeAsync(HttpContext context)
     {
@@ -43,6 +43,13 @@ internal sealed class ImageRouting(
         if (ownership.TryAcquire(image) is { } lease)
         {
             await ServeAsync(context, image, lease);
+            return;
+        }
+        if (!File.Exists(ImageNames.PathFor(_storeDirectory, image)))
+        {
+            // No such image (the store is shared): answered here, and no entity, lease or actor is
+            // created for a name that does not exist.
+            await next(context);
             return;
         }
         await RouteAsync(context, image);
@@ -63,9 +70,10 @@ internal sealed class ImageRouting(
     {
         using (lease)
         {
-            // Requests served here do not pass through the region: tell it now and then, so the
-            // entity is not passivated as idle while the image is busy.
-            if (ownership.ShouldKeep(image, _keepInterval)) region.ActorRef.Tell(new KeepImageOwned(image));
+            // The lease is what keeps the image here and open, however long the request streams. A
+            // hand-off that waited its bound revokes it: the connection is cut, so the client sees
+            // an error (a reset), never a short body or a 200 for a write that may not have landed.
+            using var revoked = lease.Revoked.Register(static c => ((HttpContext)c!).Abort(), context);
             await next(context);
         }
     }

@@ -53,24 +53,26 @@ internal static class DiskReadEndpoints
         if (ImageName.Validate(name) is { } error)
             return ApiProblems.BadRequest(error);
         CancellationToken ct = context.RequestAborted;
-        ImageInfo info = await images.GetInfoAsync(name, ct);
+        // One entry into the image's I/O gate serves the size and the first segment's mapping.
+        await using ImageSession image = await images.OpenAsync(name, ct);
+        long size = image.VirtualSize;
         HttpResponse response = context.Response;
         response.Headers.AcceptRanges = "bytes";
 
-        RangeResolution range = RangeHeader.Resolve(context.Request.Headers.Range, info.VirtualSize);
+        RangeResolution range = RangeHeader.Resolve(context.Request.Headers.Range, size);
         switch (range.Outcome)
         {
             case RangeOutcome.NotSatisfiable:
-                return ApiProblems.RangeNotSatisfiable(response, info.VirtualSize,
-                    $"range '{context.Request.Headers.Range}' does not overlap the disk of {info.VirtualSize} bytes");
+                return ApiProblems.RangeNotSatisfiable(response, size,
+                    $"range '{context.Request.Headers.Range}' does not overlap the disk of {size} bytes");
             case RangeOutcome.MultipleRanges:
-                return ApiProblems.RangeNotSatisfiable(response, info.VirtualSize,
+                return ApiProblems.RangeNotSatisfiable(response, size,
                     "multiple ranges in one request are not supported yet (no multipart/byteranges); send one range per request");
         }
 
         // Map the first segment before any header goes out, so an unreadable image is a problem response.
         DiskReadPlan? plan = sendBody && range.Length > 0
-            ? await images.PlanReadAsync(name, range.Offset, Math.Min(range.Length, PlanSegment), ct)
+            ? await image.PlanReadAsync(range.Offset, Math.Min(range.Length, PlanSegment), ct)
             : null;
         try
         {
@@ -96,7 +98,7 @@ internal static class DiskReadEndpoints
                     plan = null;
                     if (position >= end)
                         break;
-                    plan = await images.PlanReadAsync(name, position, Math.Min(end - position, PlanSegment), ct);
+                    plan = await image.PlanReadAsync(position, Math.Min(end - position, PlanSegment), ct);
                 }
                 await response.BodyWriter.FlushAsync(ct);
             }

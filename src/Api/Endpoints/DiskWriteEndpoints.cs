@@ -49,7 +49,8 @@ internal static class DiskWriteEndpoints
         }
 
         CancellationToken ct = context.RequestAborted;
-        long size = (await images.GetInfoAsync(name, ct)).VirtualSize;
+        await using ImageSession image = await images.OpenAsync(name, ct);
+        long size = image.VirtualSize;
 
         long start = contentRange?.First ?? 0;
         long? declared = contentRange?.Length ?? request.ContentLength;
@@ -67,7 +68,7 @@ internal static class DiskWriteEndpoints
                 $"writing {declared} bytes at offset {start} would end at {start + declared}, past the end of the disk ({size} bytes)");
 
         ILogger log = logs.CreateLogger(Log.Category);
-        var upload = new DiskUpload((offset, data, token) => images.WriteAsync(name, offset, data, token), options.Value.MaxWriteChunk);
+        var upload = new DiskUpload(image.WriteAsync, options.Value.MaxWriteChunk);
         UploadResult result;
         try
         {
@@ -89,7 +90,7 @@ internal static class DiskWriteEndpoints
             return ApiProblems.Result(rejection.Status, rejection.Detail);
         }
         if (flush)
-            await images.FlushAsync(name, ct);
+            await image.FlushAsync(ct);
         // Exactly 200: imageio's client treats 204 as a failed upload.
         return Results.Ok();
     }

@@ -62,7 +62,7 @@ internal static class ImageioEndpoints
     {
         if (ImageName.Validate(name) is { } error)
             return ApiProblems.BadRequest(error);
-        await images.GetInfoAsync(name, context.RequestAborted);
+        await using (await images.OpenAsync(name, context.RequestAborted)) { } // the image exists and opens
         context.Response.Headers.Allow = AllowedMethods;
         return TypedResults.Ok(Offered);
     }
@@ -82,17 +82,18 @@ internal static class ImageioEndpoints
                 return ApiProblems.BadRequest(error);
         }
 
+        await using ImageSession image = await images.OpenAsync(name, ct);
         if (patch!.Op == PatchOperation.Zero)
         {
-            long size = (await images.GetInfoAsync(name, ct)).VirtualSize;
+            long size = image.VirtualSize;
             if (patch.Offset > size || patch.Size > size - patch.Offset)
                 return ApiProblems.RangeNotSatisfiable(context.Response, size,
                     $"zeroing {patch.Size} bytes at offset {patch.Offset} goes past the end of the disk ({size} bytes)");
             if (patch.Size > 0)
-                await images.ZeroAsync(name, patch.Offset, patch.Size, ct);
+                await image.ZeroAsync(patch.Offset, patch.Size, ct);
         }
         if (patch.Flush)
-            await images.FlushAsync(name, ct);
+            await image.FlushAsync(ct);
         return Results.Ok();
     }
 

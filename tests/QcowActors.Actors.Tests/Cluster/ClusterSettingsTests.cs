@@ -78,7 +78,7 @@ public sealed class ClusterSettingsTests
         Assert.Equal(murmur, first);
         Assert.All(first, s => Assert.InRange(int.Parse(s!, System.Globalization.CultureInfo.InvariantCulture), 0, ImageRegion.ShardCount - 1));
         Assert.True(first.Distinct().Count() > ImageRegion.ShardCount * 9 / 10, "1000 names should reach nearly every shard");
-        Assert.Equal("a", new ImageMessageExtractor().EntityId(new KeepImageOwned("a")));
+        Assert.Equal("a", new ImageMessageExtractor().EntityId(new LocateImage("a")));
         Assert.Null(new ImageMessageExtractor().EntityId("not an image message"));
     }
 }

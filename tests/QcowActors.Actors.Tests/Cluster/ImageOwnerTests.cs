@@ -20,8 +20,9 @@ public sealed class ImageOwnerTests : EngineTestBase
         string dir = Path.Combine(StoreDirectory, "owned");
         Directory.CreateDirectory(dir);
         OwnedDirectory = dir;
-        _store = Sys.ActorOf(ImageStoreActor.Props(dir, FileSystem, TimeSpan.FromMinutes(5), ownership: _ownership), "owned-images");
-        _service = new ImageService(_store, new StoreOptions { Directory = dir, AskTimeout = TimeSpan.FromSeconds(10) });
+        var options = new StoreOptions { Directory = dir, AskTimeout = TimeSpan.FromSeconds(10) };
+        _store = Sys.ActorOf(ImageStoreActor.Props(dir, FileSystem, Budget, options, _ownership), "owned-images");
+        _service = new ImageService(_store, options);
     }
 
     private string OwnedDirectory { get; }
@@ -34,7 +35,7 @@ public sealed class ImageOwnerTests : EngineTestBase
         Assert.Equal(ImageError.Unavailable, refused.Error);
         Assert.Contains("moving to another node", refused.Message);
 
-        var owner = Sys.ActorOf(ImageOwner.Props("a", _node, _ownership, _store));
+        var owner = Sys.ActorOf(ImageOwner.Props("a", _node, _ownership, _store, TimeSpan.FromMinutes(5)));
         owner.Tell(new LocateImage("a"));
         var located = ExpectMsg<ImageLocated>();
         Assert.Equal(_node.Address, located.Node);
@@ -49,7 +50,7 @@ public sealed class ImageOwnerTests : EngineTestBase
     public async Task Hand_off_waits_for_the_request_in_flight_then_closes_the_image_cleanly_and_stops()
     {
         await _service.CreateAsync("b", 1 << 20, null, null, CancellationToken.None);
-        var owner = Sys.ActorOf(ImageOwner.Props("b", _node, _ownership, _store));
+        var owner = Sys.ActorOf(ImageOwner.Props("b", _node, _ownership, _store, TimeSpan.FromMinutes(5)));
         owner.Tell(new LocateImage("b"));
         ExpectMsg<ImageLocated>();
         var lease = _ownership.TryAcquire("b");
@@ -82,12 +83,58 @@ public sealed class ImageOwnerTests : EngineTestBase
         byte[] before = await File.ReadAllBytesAsync(path);
         await using (var holder = FileSystem.Open(path, writable: true))
         {
-            Sys.ActorOf(ImageOwner.Props("c", _node, _ownership, _store)).Tell(new LocateImage("c"));
+            Sys.ActorOf(ImageOwner.Props("c", _node, _ownership, _store, TimeSpan.FromMinutes(5))).Tell(new LocateImage("c"));
             ExpectMsg<ImageLocated>();
             var e = await Assert.ThrowsAsync<ImageException>(() => _service.WriteAsync("c", 0, new byte[4096], CancellationToken.None));
             Assert.Equal(ImageError.Unavailable, e.Error);
             Assert.Contains("held open by another process", e.Message);
         }
         Assert.Equal(before, await File.ReadAllBytesAsync(path));
+    }
+
+    [Fact]
+    public async Task An_image_stays_open_while_a_request_is_in_flight_past_the_idle_window_and_closes_once_idle()
+    {
+        var idleAfter = TimeSpan.FromMilliseconds(400);
+        await _service.CreateAsync("d", 1 << 20, null, null, CancellationToken.None);
+        var shard = Sys.ActorOf(Akka.Actor.Props.Create(() => new ShardStub(ImageOwner.Props("d", _node, _ownership, _store, idleAfter))), "shard-d");
+        shard.Tell(new LocateImage("d"));
+        ExpectMsg<ImageLocated>();
+        string path = Path.Combine(OwnedDirectory, "d.qcow2");
+
+        // A request that streams for six idle windows: nothing closes the image under it.
+        using (var lease = _ownership.TryAcquire("d"))
+        {
+            Assert.NotNull(lease);
+            for (int k = 0; k < 6; k++)
+            {
+                await _service.WriteAsync("d", k * 4096L, Enumerable.Repeat((byte)(k + 1), 4096).ToArray(), CancellationToken.None);
+                await Task.Delay(idleAfter);
+            }
+            Assert.True(_ownership.Owns("d"), "an image with a request in flight was released as idle");
+            Assert.False(lease!.Revoked.IsCancellationRequested);
+            Assert.Throws<Io.ImageLockedException>(() => FileSystem.Open(path, writable: true));
+        }
+
+        // Idle now: within the window and a check interval it is flushed, closed and released.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (_ownership.Count > 0 && clock.Elapsed < TimeSpan.FromSeconds(10)) await Task.Delay(50);
+        Assert.Equal(0, _ownership.Count);
+        Assert.True(clock.Elapsed >= idleAfter, $"released {clock.Elapsed} after the last request, before the idle window");
+        Assert.False(File.Exists(Image.ImageSupervisor.MarkerPathFor(path)), "an idle image is closed cleanly");
+        await using (FileSystem.Open(path, writable: true)) { }
+        var (exit, output) = QemuCheck(path);
+        Assert.True(exit == 0, output);
+    }
+
+    /// <summary>Stands in for the shard: starts the entity and answers its Passivate with the stop message, as sharding does.</summary>
+    private sealed class ShardStub : ReceiveActor
+    {
+        public ShardStub(Akka.Actor.Props entity)
+        {
+            var child = Context.ActorOf(entity, "entity");
+            Receive<Akka.Cluster.Sharding.Passivate>(p => child.Tell(p.StopMessage));
+            ReceiveAny(m => child.Forward(m));
+        }
     }
 }

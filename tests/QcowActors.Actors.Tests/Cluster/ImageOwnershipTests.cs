@@ -48,13 +48,35 @@ public sealed class ImageOwnershipTests
     }
 
     [Fact]
-    public void Keep_is_due_once_per_interval()
+    public async Task Idle_means_no_lease_out_and_none_taken_or_returned_within_the_window()
     {
         var ownership = new ImageOwnership();
         ownership.Grant("a");
-        Assert.False(ownership.ShouldKeep("a", TimeSpan.FromHours(1)));
-        Assert.True(ownership.ShouldKeep("a", TimeSpan.Zero));
-        Assert.False(ownership.ShouldKeep("b", TimeSpan.Zero));
+        var window = TimeSpan.FromMilliseconds(200);
+        var lease = ownership.TryAcquire("a");
+        await Task.Delay(3 * window);
+        Assert.False(ownership.IsIdle("a", window), "a lease held past the window is not idle");
+        Assert.False(ownership.TryBeginIdleRelease("a", window));
+        lease!.Dispose();
+        Assert.False(ownership.IsIdle("a", window), "a request that just ended counts as activity");
+        Assert.False(ownership.TryBeginIdleRelease("a", window));
+        await Task.Delay(window + TimeSpan.FromMilliseconds(50));
+        Assert.True(ownership.IsIdle("a", window));
+        Assert.True(ownership.TryBeginIdleRelease("a", window));
+        Assert.Null(ownership.TryAcquire("a")); // released at that instant: no new lease
+        Assert.True(ownership.BeginRelease("a").IsCompleted);
+    }
+
+    [Fact]
+    public void Closing_for_good_revokes_the_leases_still_out()
+    {
+        var ownership = new ImageOwnership();
+        ownership.Grant("a");
+        using var lease = ownership.TryAcquire("a");
+        Assert.False(ownership.BeginRelease("a").IsCompleted);
+        ownership.CloseForGood("a");
+        Assert.True(lease!.Revoked.IsCancellationRequested);
+        Assert.False(ownership.MayOpen("a"));
     }
 
     [Fact]

@@ -95,19 +95,38 @@ public sealed class ConfigurationTests
     [InlineData("L2CacheBytesTotal")]
     [InlineData("RefcountCacheBytesPerImage")]
     [InlineData("RefcountCacheBytesTotal")]
-    public async Task Negative_cache_budget_fails_at_start(string key)
+    public void Settings_of_the_retired_caches_fail_at_start_naming_the_new_ones(string key)
     {
-        var e = await Assert.ThrowsAsync<OptionsValidationException>(() => StartAsync($"--Storage:{key}=-1", "--urls=http://127.0.0.1:0"));
-        Assert.Contains("must not be negative", e.Message);
+        var e = Assert.Throws<OptionsValidationException>(() => Build($"--Storage:{key}=1048576"));
+        Assert.Contains($"Storage:{key} is gone", e.Message);
+        Assert.Contains("Storage:MetadataCacheBytesPerImage", e.Message);
+    }
+
+    [Theory]
+    [InlineData("--Storage:MetadataCacheBytesPerImage=1048576", "at least 16777216 bytes")]
+    [InlineData("--Storage:MetadataCacheBytesTotal=1048576", "at least Storage:MetadataCacheBytesPerImage")]
+    [InlineData("--Storage:MaxOpenImages=0", "MaxOpenImages must be at least 1")]
+    [InlineData("--Storage:MetadataCacheWaitLimit=00:05:00", "shorter than Storage:AskTimeout")]
+    [InlineData("--Storage:PassivateAfter=00:00:00", "PassivateAfter must be positive")]
+    public async Task Unworkable_cache_and_image_limits_fail_at_start(string setting, string message)
+    {
+        var e = await Assert.ThrowsAsync<OptionsValidationException>(() => StartAsync(setting, "--urls=http://127.0.0.1:0"));
+        Assert.Contains(message, e.Message);
     }
 
     [Fact]
-    public async Task Refcount_cache_budget_comes_from_configuration()
+    public async Task Metadata_cache_budget_and_open_image_limit_come_from_configuration()
     {
-        await using WebApplication app = Build("--Storage:RefcountCacheBytesPerImage=1048576", "--Storage:RefcountCacheBytesTotal=4194304");
+        await using WebApplication app = Build("--Storage:MetadataCacheBytesPerImage=33554432", "--Storage:MetadataCacheBytesTotal=67108864",
+            "--Storage:MaxOpenImages=7", "--Storage:MetadataCacheWaitLimit=00:00:05");
         var options = app.Services.GetRequiredService<IOptions<StoreOptions>>().Value;
-        Assert.Equal(1L << 20, options.RefcountCacheBytesPerImage);
-        Assert.Equal(4L << 20, options.RefcountCacheBytesTotal);
+        Assert.Equal(32L << 20, options.MetadataCacheBytesPerImage);
+        Assert.Equal(64L << 20, options.MetadataCacheBytesTotal);
+        Assert.Equal(7, options.MaxOpenImages);
+        Assert.Equal(TimeSpan.FromSeconds(5), options.MetadataCacheWaitLimit);
+        var budget = app.Services.GetRequiredService<QcowActors.Actors.Image.MetadataBudget>();
+        Assert.Equal(32L << 20, budget.PerImageBytes);
+        Assert.Equal(64L << 20, budget.TotalBytes);
     }
 
     [Fact]

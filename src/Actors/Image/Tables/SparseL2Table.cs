@@ -6,7 +6,7 @@ namespace QcowActors.Actors.Image;
 /// A clean L2 table with few entries in use, kept as its used slots only. A terabyte disk with
 /// data scattered over it has thousands of tables with a few dozen entries each: dense they cost
 /// 64 KiB apiece (128 MiB for 1 TiB), this way about a kilobyte. Immutable: the table's actor
-/// makes it dense (<see cref="ToDense"/>) before its first change.
+/// makes it dense (<see cref="WriteDense"/>, into a buffer its supervisor reserved) before its first change.
 /// </summary>
 internal sealed class SparseL2Table
 {
@@ -26,8 +26,8 @@ internal sealed class SparseL2Table
     /// <summary>Slots in the table (used or not).</summary>
     public int Length { get; }
     public int UsedCount => _slots.Length;
-    /// <summary>Bytes this table holds (the arrays' payload).</summary>
-    public long MemoryBytes => _slots.Length * 12L;
+    /// <summary>Bytes this table holds: its two arrays and itself, headers included.</summary>
+    public long MemoryBytes => 96 + _slots.Length * 12L;
 
     public int SlotAt(int k) => _slots[k];
     public ulong ValueAt(int k) => _values[k];
@@ -58,10 +58,10 @@ internal sealed class SparseL2Table
         return k >= 0 ? _values[k] : 0;
     }
 
-    public ulong[] ToDense()
+    /// <summary>The table in its on-disk form (big-endian entries) into <paramref name="table"/> (Length * 8 bytes).</summary>
+    public void WriteDense(Span<byte> table)
     {
-        var entries = new ulong[Length];
-        for (int k = 0; k < _slots.Length; k++) entries[_slots[k]] = _values[k];
-        return entries;
+        table[..(Length * 8)].Clear();
+        for (int k = 0; k < _slots.Length; k++) BinaryPrimitives.WriteUInt64BigEndian(table[(_slots[k] * 8)..], _values[k]);
     }
 }

@@ -1,0 +1,91 @@
+using Akka.Actor;
+using QcowActors.Actors.Io;
+using QcowActors.Actors.Service;
+using QcowActors.Format;
+
+namespace QcowActors.Actors.Image;
+
+/// <summary>
+/// What a request needs of one open image to move bytes itself: its geometry, the file, the I/O
+/// gate, and a narrow way to the image's mapping — map a range, try an in-place write plan, ask
+/// its supervisor. Valid while the request holds a gate token of this incarnation (the gate keeps
+/// the incarnation, its file and its supervisor alive until the token is returned).
+/// </summary>
+public sealed class ImageHandle
+{
+    private readonly L2Directory _directory;
+    private readonly MetadataClusters _fences;
+    private readonly IActorRef _supervisor;
+    private ImageRefusal? _writeRefusal;
+
+    internal ImageHandle(string image, QcowHeader header, IImageFile file, IoEpochGate gate, ImageRefusal? dataRefusal,
+        ImageRefusal? writeRefusal, L2Directory directory, MetadataClusters fences, IActorRef supervisor)
+    {
+        Image = image;
+        VirtualSize = header.Size;
+        Version = (int)header.Version;
+        Layout = header.Layout;
+        Backing = header.BackingFile;
+        Dirty = (header.IncompatibleFeatures & FeatureBits.IncompatibleDirty) != 0;
+        File = file;
+        Gate = gate;
+        DataRefusal = dataRefusal;
+        _writeRefusal = writeRefusal;
+        _directory = directory;
+        _fences = fences;
+        _supervisor = supervisor;
+    }
+
+    public string Image { get; }
+    public long VirtualSize { get; }
+    public int Version { get; }
+    public ClusterLayout Layout { get; }
+    public string? Backing { get; }
+    /// <summary>The dirty bit as the file had it at open (repaired since).</summary>
+    public bool Dirty { get; }
+    internal IImageFile File { get; }
+    internal IoEpochGate Gate { get; }
+    internal ImageRefusal? DataRefusal { get; }
+    /// <summary>Why writes are refused, if they are; set by the supervisor when it marks the image corrupt.</summary>
+    internal ImageRefusal? WriteRefusal => Volatile.Read(ref _writeRefusal);
+
+    internal void RefuseWrites(ImageRefusal refusal) => Volatile.Write(ref _writeRefusal, refusal);
+
+    /// <summary>The runs of a range inside one L2 table when they are known here; null = ask (<see cref="MapRange"/>).</summary>
+    internal List<MappedRun>? TryMap(long offset, long length) => _directory.TryMap(Image, offset, length);
+
+    /// <summary>
+    /// A plan for a write inside one L2 table that lands in place (clusters this image alone holds),
+    /// or null (ask <see cref="PrepareWrite"/>). A target holding metadata is reported to the
+    /// supervisor, which marks the image corrupt, and refused here.
+    /// </summary>
+    internal WritePlan? TryPlanInPlace(long offset, long length)
+    {
+        try
+        {
+            return _directory.TryPlanInPlace(offset, length, _fences);
+        }
+        catch (FenceViolationException e)
+        {
+            _supervisor.Tell(new ReportCorruption(Image, e.Message));
+            throw Corruption.WriteRefused(Image, e.Message);
+        }
+    }
+
+    internal List<ExtentRun>? TryExtents(long l1Index) => _directory.TryExtents(l1Index);
+
+    /// <summary>Asks the image's supervisor (every image message while a token is held goes this way).</summary>
+    internal async Task<T> AskAsync<T>(IImageMessage message, TimeSpan timeout, CancellationToken ct)
+    {
+        try
+        {
+            return await _supervisor.Ask<T>(message, timeout, ct).ConfigureAwait(false);
+        }
+        catch (AskTimeoutException e)
+        {
+            throw new ImageException(ImageError.Unavailable, $"image '{Image}' did not answer in time; try again", null, e);
+        }
+    }
+
+    internal void Tell(IImageMessage message) => _supervisor.Tell(message);
+}

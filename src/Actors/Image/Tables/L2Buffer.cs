@@ -1,0 +1,57 @@
+using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace QcowActors.Actors.Image;
+
+/// <summary>
+/// A dense L2 table in memory is its cluster as on disk (big-endian entries), so a flush writes
+/// it without a copy. Its owner changes one 64-bit entry at a time while readers on request
+/// threads map from it: each entry is read and written as one aligned machine word (array data
+/// starts 8-byte aligned), with volatile semantics, so a reader sees an entry's old or new
+/// value, never a mix.
+/// </summary>
+internal static class L2Buffer
+{
+    public static ulong Get(byte[] table, int index)
+    {
+        if ((uint)index >= (uint)(table.Length >> 3)) throw new ArgumentOutOfRangeException(nameof(index));
+        ulong raw = Volatile.Read(ref Slot(table, index));
+        return BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness(raw) : raw;
+    }
+
+    public static void Set(byte[] table, int index, ulong entry)
+    {
+        if ((uint)index >= (uint)(table.Length >> 3)) throw new ArgumentOutOfRangeException(nameof(index));
+        Volatile.Write(ref Slot(table, index), BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness(entry) : entry);
+    }
+
+    private static ref ulong Slot(byte[] table, int index)
+        => ref Unsafe.As<byte, ulong>(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(table), index << 3));
+}
+
+/// <summary>
+/// An L2 table as readers without a round trip see it (<see cref="L2Directory"/>): dense or
+/// compact, and its clock bit. When its owner replaces or drops it, it is retired first; a reader
+/// that mapped from it then checks <see cref="Retired"/> and asks the owner instead, because a
+/// dropped dense table's buffer goes back to the pool and may hold another table next.
+/// </summary>
+internal sealed class PublishedL2Table(byte[]? dense, SparseL2Table? sparse, ClockBit clock)
+{
+    private int _retired;
+
+    public byte[]? Dense { get; } = dense;
+    public SparseL2Table? Sparse { get; } = sparse;
+    public ClockBit Clock { get; } = clock;
+
+    /// <summary>
+    /// Read after the entries: a reader's entry loads are volatile (acquire), so they happen before
+    /// this load; <see cref="Retire"/> is a full fence before the buffer can be handed on, so a reader
+    /// that saw a reused buffer's bytes sees the table retired here.
+    /// </summary>
+    public bool Retired => Volatile.Read(ref _retired) != 0;
+
+    public void Retire() => Interlocked.Exchange(ref _retired, 1);
+
+    public ulong Get(int index) => Dense is { } dense ? L2Buffer.Get(dense, index) : Sparse!.Get(index);
+}

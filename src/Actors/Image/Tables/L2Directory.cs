@@ -1,0 +1,182 @@
+using System.Collections.Concurrent;
+using QcowActors.Actors.Service;
+using QcowActors.Format;
+
+namespace QcowActors.Actors.Image;
+
+/// <summary>
+/// The image's mapping as requests see it without a round trip: the L1 table and the L2 tables
+/// in memory, published by their owners (only the supervisor changes L1, only a table's actor its
+/// entries). An entry changes as one machine word, so a reader sees each cluster's old or new
+/// mapping — both held bytes the disk had, and the I/O gate keeps the old cluster from reuse
+/// while the request is in flight. A table dropped from memory is retired before its buffer is
+/// reused; a reader that mapped from it sees that afterwards and asks the table's actor instead.
+/// A use here counts for the cache's clock like a message to the table's actor.
+/// </summary>
+internal sealed class L2Directory
+{
+    private readonly ConcurrentDictionary<long, PublishedL2Table> _tables = new();
+
+    internal L2Directory(ulong[] l1, ClusterLayout layout)
+    {
+        L1 = l1;
+        Layout = layout;
+    }
+
+    internal ulong[] L1 { get; }
+    internal ClusterLayout Layout { get; }
+
+    /// <summary>Makes the state's current table the one readers map with; the one it replaces is retired.</summary>
+    internal void Publish(L2TableState state)
+    {
+        var published = new PublishedL2Table(state.Dense, state.Dense is null ? state.Sparse : null, state.Clock);
+        state.Published?.Retire();
+        state.Published = published;
+        _tables[state.L1Index] = published;
+    }
+
+    /// <summary>The table leaves memory: retired first, so readers that found it fall back to its (next) actor.</summary>
+    internal void Withdraw(L2TableState state)
+    {
+        state.Published?.Retire();
+        _tables.TryRemove(new KeyValuePair<long, PublishedL2Table>(state.L1Index, state.Published!));
+        state.Published = null;
+    }
+
+    /// <summary>At close: a handle that outlives the incarnation keeps no tables alive.</summary>
+    internal void Clear()
+    {
+        foreach (var t in _tables.Values) t.Retire();
+        _tables.Clear();
+    }
+
+    private bool IsUnallocated(long i) => L1Entry.From(Volatile.Read(ref L1[i])).IsUnallocated;
+
+    /// <summary>
+    /// Maps [offset, offset+length) inside one L2 table's range when it can be done here: an
+    /// unallocated L1 slot (zeros) or a published table. Null = ask the table's actor.
+    /// </summary>
+    internal List<MappedRun>? TryMap(string image, long offset, long length)
+    {
+        long i = Layout.L1Index(offset);
+        if (IsUnallocated(i)) return [new MappedRun(offset, length, -1)];
+        if (!_tables.TryGetValue(i, out var table)) return null;
+        table.Clock.Touch();
+        var runs = new List<MappedRun>();
+        long? compressedAt = MapEntries(table, Layout, offset, length, runs);
+        if (table.Retired) return null;
+        if (compressedAt is { } at) throw Compressed(image, at);
+        return runs;
+    }
+
+    /// <summary>
+    /// A plan for a write inside one table when every cluster it touches is already this image's
+    /// alone (<see cref="WriteDecision"/>: in place): such a write changes no metadata, so it
+    /// needs no message. Null = ask the table's actor. Throws <see cref="FenceViolationException"/>
+    /// when a target holds metadata.
+    /// </summary>
+    internal WritePlan? TryPlanInPlace(long offset, long length, MetadataClusters fences)
+    {
+        long i = Layout.L1Index(offset);
+        if (!_tables.TryGetValue(i, out var table)) return null;
+        table.Clock.Touch();
+        int cs = Layout.ClusterSize;
+        long tableStart = Layout.L2TableStart(i);
+        long end = offset + length;
+        int first = Layout.L2Index(offset), last = Layout.L2Index(end - 1);
+        var clusters = new ClusterWrite[last - first + 1];
+        for (int s = first; s <= last; s++)
+        {
+            long clusterStart = tableStart + (long)s * cs;
+            long from = Math.Max(offset, clusterStart);
+            int len = (int)(Math.Min(end, clusterStart + cs) - from);
+            var d = WriteDecision.Decide(table.Get(s), len == cs);
+            if (d.Action != ClusterAction.InPlace) return null;
+            clusters[s - first] = new ClusterWrite(from, len, d.Host, (int)(from - clusterStart), ClusterFill.None, 0);
+        }
+        if (table.Retired) return null;
+        foreach (var c in clusters) WriteDecision.CheckTarget(fences, c.HostCluster, c.VirtualOffset, Layout.ClusterBits);
+        return new WritePlan(0, i, clusters);
+    }
+
+    /// <summary>Extents of table i when they can be computed here (empty L1 slot or published table); null = ask its actor.</summary>
+    internal List<ExtentRun>? TryExtents(long i)
+    {
+        long start = Layout.L2TableStart(i);
+        if (IsUnallocated(i)) return [new ExtentRun(start, Layout.L2Coverage, ExtentKind.Zero)];
+        if (!_tables.TryGetValue(i, out var table)) return null;
+        table.Clock.Touch();
+        var runs = ExtentsOf(table, Layout, start);
+        return table.Retired ? null : runs;
+    }
+
+    internal static ImageException Compressed(string image, long virtualOffset) => new(ImageError.Unsupported,
+        $"image '{image}': the cluster at virtual offset {virtualOffset} is compressed; compressed clusters are not supported yet",
+        "compressed clusters");
+
+    private static ExtentKind KindOf(ulong raw)
+    {
+        var e = L2Entry.From(raw);
+        return e.IsCompressed || e.IsData ? ExtentKind.Data : ExtentKind.Zero;
+    }
+
+    private static void AddRun(List<ExtentRun> runs, long start, long length, ExtentKind kind)
+    {
+        if (runs.Count > 0 && runs[^1].Kind == kind)
+            runs[^1] = runs[^1] with { Length = runs[^1].Length + length };
+        else
+            runs.Add(new ExtentRun(start, length, kind));
+    }
+
+    /// <summary>Runs of data and of clusters that read as zeros, adjacent equal kinds merged; a compact table walks its used slots only.</summary>
+    internal static List<ExtentRun> ExtentsOf(PublishedL2Table table, ClusterLayout layout, long tableStart)
+    {
+        long cs = layout.ClusterSize;
+        var runs = new List<ExtentRun>();
+        if (table.Sparse is { } sparse)
+        {
+            int next = 0;
+            for (int k = 0; k < sparse.UsedCount; k++)
+            {
+                int slot = sparse.SlotAt(k);
+                if (slot > next) AddRun(runs, tableStart + next * cs, (slot - next) * cs, ExtentKind.Zero);
+                AddRun(runs, tableStart + slot * cs, cs, KindOf(sparse.ValueAt(k)));
+                next = slot + 1;
+            }
+            if (next < sparse.Length) AddRun(runs, tableStart + next * cs, (sparse.Length - next) * cs, ExtentKind.Zero);
+            return runs;
+        }
+        for (int i = 0; i < layout.L2Entries; i++)
+            AddRun(runs, tableStart + i * cs, cs, KindOf(table.Get(i)));
+        return runs;
+    }
+
+    /// <summary>Appends merged runs for the range (inside one table); returns the offset of a compressed cluster met, if any.</summary>
+    internal static long? MapEntries(PublishedL2Table entries, ClusterLayout layout, long offset, long length, List<MappedRun> runs)
+    {
+        int cs = layout.ClusterSize;
+        long tableStart = layout.L2TableStart(layout.L1Index(offset));
+        long end = offset + length;
+        for (int i = layout.L2Index(offset), last = layout.L2Index(end - 1); i <= last; i++)
+        {
+            long clusterStart = tableStart + (long)i * cs;
+            long from = Math.Max(offset, clusterStart);
+            long len = Math.Min(end, clusterStart + cs) - from;
+            var e = L2Entry.From(entries.Get(i));
+            if (e.IsCompressed) return clusterStart;
+            long host = e.IsData ? e.HostOffset + (from - clusterStart) : -1;
+            if (runs.Count > 0)
+            {
+                var prev = runs[^1];
+                bool joins = host < 0 ? prev.IsZero : !prev.IsZero && prev.HostOffset + prev.Length == host;
+                if (joins)
+                {
+                    runs[^1] = prev with { Length = prev.Length + len };
+                    continue;
+                }
+            }
+            runs.Add(new MappedRun(from, len, host));
+        }
+        return null;
+    }
+}

@@ -1,0 +1,44 @@
+using Akka.Actor;
+using Akka.Cluster.Sharding;
+using Akka.Hosting;
+using QcowActors.Actors.Cluster;
+using QcowActors.Actors.Image;
+using QcowActors.Actors.Store;
+
+namespace QcowActors.Api.Endpoints;
+
+/// <summary>
+/// GET /debug/engine: what the node holds — shard entities, owned images, open images, metadata
+/// cache bytes. A hook for tests and operators' debugging, off unless Diagnostics:EngineState is
+/// true, and not part of the published API.
+/// </summary>
+internal static class DiagnosticsEndpoints
+{
+    public const string Setting = "Diagnostics:EngineState";
+
+    public static void MapDiagnostics(this WebApplication app)
+    {
+        if (!app.Configuration.GetValue(Setting, false)) return;
+        app.MapGet("/debug/engine", StateAsync).ExcludeFromDescription();
+    }
+
+    private static async Task<IResult> StateAsync(
+        IRequiredActor<ImageRegion> region,
+        IRequiredActor<ImageStoreActor> store,
+        ImageOwnership ownership,
+        MetadataBudget budget,
+        CancellationToken ct)
+    {
+        var timeout = TimeSpan.FromSeconds(5);
+        var shards = await region.ActorRef.Ask<CurrentShardRegionState>(GetShardRegionState.Instance, timeout, ct);
+        var local = await store.ActorRef.Ask<StoreState>(new GetStoreState(), timeout, ct);
+        return Results.Ok(new
+        {
+            shardEntities = shards.Shards.Sum(s => s.EntityIds.Count),
+            ownedImages = ownership.Count,
+            openImages = local.OpenImages,
+            metadataCacheBytes = budget.UsedBytes,
+            metadataCacheImages = budget.Members,
+        });
+    }
+}
