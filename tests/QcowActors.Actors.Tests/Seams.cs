@@ -17,6 +17,8 @@ public class InterceptingFileSystem : IImageFileSystem
     protected virtual void AfterWrite(long offset, ReadOnlyMemory<byte> data) { }
     /// <summary>Called when an fsync starts: only writes completed before then are surely covered.</summary>
     protected virtual void FsyncStarting() { }
+    /// <summary>Awaited before an fsync runs.</summary>
+    protected virtual ValueTask BeforeFsyncAsync(CancellationToken ct) => ValueTask.CompletedTask;
 
     public IImageFile Open(string path, bool writable) => new File(_inner.Open(path, writable), this);
     public Task CreateAtomicAsync(string finalPath, IReadOnlyList<(long Offset, byte[] Bytes)> writes, long length, CancellationToken ct)
@@ -40,6 +42,7 @@ public class InterceptingFileSystem : IImageFileSystem
 
         public async ValueTask FlushAsync(CancellationToken ct)
         {
+            await fs.BeforeFsyncAsync(ct);
             fs.FsyncStarting();
             await inner.FlushAsync(ct);
         }
@@ -48,17 +51,33 @@ public class InterceptingFileSystem : IImageFileSystem
     }
 }
 
-/// <summary>Image writes can be held at the seam until released.</summary>
+/// <summary>Image writes, or fsyncs, can be held at the seam until released.</summary>
 public sealed class HoldingFileSystem : InterceptingFileSystem
 {
     private volatile TaskCompletionSource? _hold;
+    private volatile TaskCompletionSource? _holdFsyncs;
     private readonly TaskCompletionSource _reached = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>From now on every data or metadata write waits until <see cref="Release"/>.</summary>
     public void HoldWrites() => _hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-    public void Release() => _hold?.TrySetResult();
-    /// <summary>Completes when a write reached the seam and is being held.</summary>
+    /// <summary>From now on every fsync (so every flush, which starts with one) waits until <see cref="Release"/>; writes go on.</summary>
+    public void HoldFsyncs() => _holdFsyncs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+    public void Release()
+    {
+        _hold?.TrySetResult();
+        _holdFsyncs?.TrySetResult();
+    }
+    /// <summary>Completes when a write (or fsync) reached the seam and is being held.</summary>
     public Task WriteHeld => _reached.Task;
+
+    protected override async ValueTask BeforeFsyncAsync(CancellationToken ct)
+    {
+        if (_holdFsyncs is { } hold)
+        {
+            _reached.TrySetResult();
+            await hold.Task.WaitAsync(ct);
+        }
+    }
 
     protected override async ValueTask BeforeWriteAsync(long offset, ReadOnlyMemory<byte> data, CancellationToken ct)
     {
