@@ -61,18 +61,19 @@ internal sealed partial class ImageSupervisor
             s._tables.TellForFlush(key, new Thaw(flushId, written));
         }
 
-        public FlushMetadata CollectMetadata()
+        public FlushMetadata CollectL1()
         {
-            var metadata = new FlushMetadata
-            {
-                L1Offset = s._header.L1TableOffset,
-                RefcountTable = s._refcountTable.Freeze(),
-                Header = s._counting.HeaderDirty ? s._header.FixedFields() : null,
-            };
-            s._counting.HeaderDirty = false;
+            var metadata = new FlushMetadata { L1Offset = s._header.L1TableOffset };
             foreach (long i in s._l1Dirty) metadata.L1Entries[i] = s._l1[i];
             s._l1Dirty.Clear();
             return metadata;
+        }
+
+        public void CollectRefcountMetadata(FlushMetadata metadata)
+        {
+            metadata.RefcountTable = s._refcountTable.Freeze();
+            metadata.Header = s._counting.HeaderDirty ? s._header.FixedFields() : null;
+            s._counting.HeaderDirty = false;
         }
 
         public void MetadataWritten(FlushMetadata metadata, bool written)

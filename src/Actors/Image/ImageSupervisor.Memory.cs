@@ -93,7 +93,10 @@ internal sealed partial class ImageSupervisor
         _fences.Retire(old.L2Offset >> _layout.ClusterBits);
         _flush.AddDecrements([old.L2Offset >> _layout.ClusterBits]);
         SetL1(i, L1Entry.Create(cluster << _layout.ClusterBits, copied: true));
+        // Dirty from now, for the flush too: a flush that writes this L1 entry must write the copy
+        // (its freeze reaches the actor after RelocateTable).
         _tables.Tell(i, new RelocateTable(cluster << _layout.ClusterBits));
+        _flush.TableDirtied(i);
         return true;
     }
 

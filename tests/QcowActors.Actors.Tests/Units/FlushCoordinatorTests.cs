@@ -18,7 +18,8 @@ public sealed class FlushCoordinatorTests
 
         public void Freeze(CacheKey key, long flushId) => Calls.Add($"freeze {key.Kind} {key.Index}");
         public void Thaw(CacheKey key, long flushId, bool written) => Calls.Add($"thaw {key.Kind} {key.Index} {(written ? "written" : "unwritten")}");
-        public FlushMetadata CollectMetadata() { Calls.Add("collect metadata"); return Metadata; }
+        public FlushMetadata CollectL1() { Calls.Add("collect L1"); return Metadata; }
+        public void CollectRefcountMetadata(FlushMetadata metadata) => Calls.Add("collect refcount table and header");
         public void MetadataWritten(FlushMetadata metadata, bool written) => Calls.Add($"metadata {(written ? "written" : "unwritten")}");
         public void ApplyDecrements(long tableIndex, long[] clusters, long flushId) => Calls.Add($"decrement {tableIndex}: {string.Join(",", clusters)}");
         public long BlockIndexOf(long cluster) => cluster / 100;
@@ -33,7 +34,7 @@ public sealed class FlushCoordinatorTests
     private static Frozen Clean(long id, CacheKey key) => new(id, key, 0, null, []);
 
     [Fact]
-    public void Only_what_is_dirty_is_frozen_tables_before_blocks_and_only_once_every_table_answered()
+    public void Only_what_is_dirty_is_frozen_L1_before_tables_before_blocks_and_blocks_only_once_every_table_answered()
     {
         var host = new RecordingHost();
         var flush = new FlushCoordinator(host);
@@ -41,12 +42,13 @@ public sealed class FlushCoordinatorTests
         flush.TableDirtied(7);
         flush.BlockDirtied(1);
         flush.Request("waiter");
-        Assert.Equal(["freeze L2Table 3", "freeze L2Table 7"], host.Calls);
+        // L1 first: every table an entry written points to is among those frozen now.
+        Assert.Equal(["collect L1", "freeze L2Table 3", "freeze L2Table 7"], host.Calls);
 
         flush.OnFrozen(Dirty(1, Table(3)));
-        Assert.DoesNotContain("collect metadata", host.Calls); // table 7 has not answered
+        Assert.DoesNotContain("collect refcount table and header", host.Calls); // table 7 has not answered
         flush.OnFrozen(Clean(1, Table(7)));
-        Assert.Equal(["collect metadata", "freeze RefcountBlock 1"], host.Calls.Skip(2));
+        Assert.Equal(["collect refcount table and header", "freeze RefcountBlock 1"], host.Calls.Skip(3));
 
         flush.OnFrozen(Dirty(1, Block(1)));
         Assert.Equal("write 1 tables 1 blocks", host.Calls[^1]);
@@ -105,7 +107,7 @@ public sealed class FlushCoordinatorTests
 
         host.Calls.Clear();
         flush.Request("second");
-        Assert.Equal(["freeze L2Table 2"], host.Calls);
+        Assert.Equal(["collect L1", "freeze L2Table 2"], host.Calls);
         flush.OnFrozen(Dirty(2, Table(2)));
         Assert.Equal("freeze RefcountBlock 0", host.Calls[^1]);
         flush.OnFrozen(Dirty(2, Block(0)));

@@ -6,9 +6,11 @@ internal interface IFlushHost
     /// <summary>Ask the table or block to freeze for this flush; it answers with <see cref="FlushCoordinator.OnFrozen"/>.</summary>
     void Freeze(CacheKey key, long flushId);
     void Thaw(CacheKey key, long flushId, bool written);
-    /// <summary>The supervisor's own metadata as of now (L1 entries, refcount table frozen, header).</summary>
-    FlushMetadata CollectMetadata();
-    /// <summary>Phase 1's I/O is over: the refcount table thaws; if it failed, what <see cref="CollectMetadata"/> took is dirty again.</summary>
+    /// <summary>The changed L1 entries as of now: taken before the tables are frozen, so every table an entry points to is written too.</summary>
+    FlushMetadata CollectL1();
+    /// <summary>The refcount table (frozen) and header as of now: taken with the blocks, so every entry points to a block written too.</summary>
+    void CollectRefcountMetadata(FlushMetadata metadata);
+    /// <summary>Phase 1's I/O is over: the refcount table thaws; if it failed, what was collected is dirty again.</summary>
     void MetadataWritten(FlushMetadata metadata, bool written);
     /// <summary>Apply decrements to block t (reading it in first if needed); answers with <see cref="FlushCoordinator.OnDecrementsApplied"/>.</summary>
     void ApplyDecrements(long tableIndex, long[] clusters, long flushId);
@@ -28,11 +30,12 @@ internal interface IFlushHost
 
 /// <summary>
 /// Orders a flush, and flushes only what is dirty: tables report when they become dirty, the
-/// supervisor when it changes a block. A run freezes the dirty L2 tables (their actors hold
-/// changes; the buffers are written as they are), then — once every table answered — takes the
-/// L1 entries, the refcount table and header, the pending decrements, and freezes the dirty
-/// blocks: a table entry was committed after its clusters' increments were sent to the blocks,
-/// so the blocks written cover every entry written. Then phase 1's I/O: data fsync → blocks →
+/// supervisor when it changes a block or points L1 at a new table. A run takes the changed L1
+/// entries, then freezes the dirty L2 tables (their actors hold changes; the buffers are written
+/// as they are) — so every table an L1 entry written points to is written too — and once every
+/// table answered takes the refcount table and header and the pending decrements and freezes the
+/// dirty blocks: a table entry was committed after its clusters' increments were sent to the
+/// blocks, so the blocks written cover every entry written. Then phase 1's I/O: data fsync → blocks →
 /// refcount table → header → L2 tables → L1, an fsync after each step that wrote. Phase 2 applies
 /// the decrements (one block at a time, so it needs only the flush's share of the cache), writes
 /// those blocks and fsyncs; the clusters that reached 0 are then free. Requests that arrive
@@ -73,6 +76,7 @@ internal sealed class FlushCoordinator(IFlushHost host)
         var run = new FlushRun(++_nextId, _waiters);
         _waiters = [];
         Current = run;
+        run.Metadata = host.CollectL1();
         var tables = _dirtyTables.ToList();
         _dirtyTables.Clear();
         run.Outstanding = tables.Count;
@@ -83,7 +87,7 @@ internal sealed class FlushCoordinator(IFlushHost host)
     private void FreezeBlocks(FlushRun run)
     {
         run.Phase = FlushPhase.FreezingBlocks;
-        run.Metadata = host.CollectMetadata();
+        host.CollectRefcountMetadata(run.Metadata);
         run.Decrements = [.. _pendingDecrements];
         _pendingDecrements.Clear();
         var blocks = _dirtyBlocks.ToList();
