@@ -125,10 +125,16 @@ server_peak_rss_mib() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$(<"
 
 # The RSS row of a phase: the server is restarted at the start of each phase, so VmHWM is that phase's peak.
 record_rss() {
-    local phase=$1 limit=${2:-$RSS_LIMIT_MIB} rss
+    local phase=$1 limit=${2:-$RSS_LIMIT_MIB} rss held
     rss=$(server_peak_rss_mib)
     log "  peak RSS of the server during '$phase': $rss MiB (limit $limit MiB)"
     add_row "peak RSS: $phase" MiB "$rss" "$limit" "limit" "$(ratio_of "$rss" "$limit")" "<=" 1 "<= $limit MiB" "$rss" ""
+    # The metadata the images hold at the end of the phase, within Storage:MetadataCacheBytesTotal
+    # (informational; builds without GET /debug/engine have no such row).
+    if held=$(curl -fs "$OURS/debug/engine" 2>/dev/null | jq -r '.metadataCacheBytes / 1048576 * 10 | round / 10') && [[ -n $held ]]; then
+        log "  metadata cache held after '$phase': $held MiB"
+        add_row "metadata cache held: $phase" MiB "$held" "" "" "" "" "" "" "$held" ""
+    fi
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -163,7 +169,7 @@ start_server() {
     local label=$1 port i
     stop_server
     port=$(free_port)
-    Storage__Directory=$STORE dotnet "$DLL" --urls "http://127.0.0.1:$port" \
+    Storage__Directory=$STORE Diagnostics__EngineState=true dotnet "$DLL" --urls "http://127.0.0.1:$port" \
         >>"$WORK/server-$label.log" 2>&1 &
     echo $! >"$WORK/server.pid"
     OURS=http://127.0.0.1:$port

@@ -27,7 +27,7 @@ public sealed class DiskFullTests() : EngineTestBase(new FullDiskFileSystem())
     }
 }
 
-/// <summary>Images using features not built yet: a clear 422 naming the feature; what can be served still is.</summary>
+/// <summary>Images using features the server does not serve: a clear 422 naming the feature; what can be served still is.</summary>
 public sealed class RefusalTests : EngineTestBase
 {
     [Fact]

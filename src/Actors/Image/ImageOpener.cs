@@ -7,7 +7,7 @@ namespace QcowActors.Actors.Image;
 
 /// <summary>
 /// Opens an image: parses the header, reserves its tables in the metadata budget and reads them,
-/// decides what is refused (features not built yet), repairs refcounts of an image that was not
+/// decides what is refused (features the server does not serve), repairs refcounts of an image that was not
 /// closed cleanly (our open marker left behind) or carries the dirty bit, fences its metadata
 /// clusters, and finds the free clusters below the end of the file. Metadata found with a count
 /// of 0, or placed outside the file, is reported as a violation: reads go on, the first write

@@ -15,7 +15,7 @@ public enum ImageError
     Conflict,
     /// <summary>416: range outside the disk.</summary>
     OutOfRange,
-    /// <summary>422: the image uses a feature not built yet (Feature names it), or is corrupt / read-only.</summary>
+    /// <summary>422: the image uses a feature the server does not serve (Feature names it), or is corrupt / read-only.</summary>
     Unsupported,
     /// <summary>507: no space left on the store's disk (the image stays consistent).</summary>
     DiskFull,

@@ -23,7 +23,7 @@ internal static class DiskReadEndpoints
             .WithName("ReadDisk")
             .WithTags("Disk data")
             .WithSummary("Read the virtual disk (whole, or one byte range)")
-            .WithHeaderParameter("Range", "One byte range: bytes=a-b, bytes=a- or bytes=-n. Several ranges are answered with 416 for now.")
+            .WithHeaderParameter("Range", "One byte range: bytes=a-b, bytes=a- or bytes=-n. Several ranges are answered with 416.")
             .Produces<Stream>(StatusCodes.Status200OK, OpenApiConventions.OctetStream)
             .Produces<Stream>(StatusCodes.Status206PartialContent, OpenApiConventions.OctetStream)
             .ProducesProblems(400, 404, 416, 422, 503)

@@ -11,7 +11,7 @@ internal enum RangeOutcome
     Partial,
     /// <summary>No range overlaps the disk: 416 with Content-Range: bytes */SIZE.</summary>
     NotSatisfiable,
-    /// <summary>More than one range: multipart/byteranges is not built yet, so 416.</summary>
+    /// <summary>More than one range: answered with 416 (the server sends no multipart/byteranges).</summary>
     MultipleRanges,
 }
 
