@@ -57,7 +57,7 @@ internal static class ImageOpener
 
         public bool TryTake(long bytes)
         {
-            if (!Budget.TryReserve(bytes, flush: false)) return false;
+            if (!Budget.TryReserve(bytes, priority: false)) return false;
             Bytes += bytes;
             return true;
         }

@@ -15,8 +15,6 @@ internal sealed partial class ImageSupervisor
 
     private sealed record FlushIoDone(long FlushId);
     private sealed record FlushIoFailed(long FlushId, Exception Cause);
-    /// <summary>Phase 2 of a flush waits for a cluster of room to read a block in.</summary>
-    private sealed record DecrementWhenRoom(long TableIndex, long[] Clusters, long FlushId);
     private sealed record GateDrained;
     private sealed record FileClosed(bool Clean);
     /// <summary>Waiters of flushes that are the supervisor's own steps rather than requests.</summary>
@@ -27,6 +25,10 @@ internal sealed partial class ImageSupervisor
     {
         switch (message)
         {
+            case Frozen f when f.Buffer is not null && _flush.Current?.Id != f.FlushId:
+                // No run waits for it (cannot happen while runs wait for every answer): let it go at once.
+                _tables.TellForFlush(f.Key, new Thaw(f.FlushId, Written: false));
+                return true;
             case Frozen f:
                 if (f.Buffer is not null) _tables.Pin(f.Key); // until thawed: not dropped while a flush writes its buffer
                 _flush.OnFrozen(f);
@@ -39,9 +41,6 @@ internal sealed partial class ImageSupervisor
                 return true;
             case FlushIoFailed f:
                 _flush.OnWriteFailed(f.FlushId, f.Cause);
-                return true;
-            case DecrementWhenRoom d:
-                new FlushHost(this).ApplyDecrements(d.TableIndex, d.Clusters, d.FlushId);
                 return true;
             default:
                 return false;
@@ -91,14 +90,15 @@ internal sealed partial class ImageSupervisor
             var key = new CacheKey(CacheKind.RefcountBlock, tableIndex);
             if (!s._tables.HasBlock(tableIndex))
             {
-                // The flush's share of the budget: a request can never take it, so this waits only for other flushes.
-                if (!s._cache.TryReserve(s._layout.ClusterSize, flush: true))
+                // The flush's share of the budget, which nothing else takes; a clean block dropped makes
+                // room too. Without it the decrements wait for the next run: a flush never waits for memory.
+                int cs = s._layout.ClusterSize;
+                if (!s._cache.TryReserve(cs, ReserveFor.Flush) && (s._tables.DropClean(cs).Now < cs || !s._cache.TryReserve(cs, ReserveFor.Flush)))
                 {
-                    s._roomWaiters.Enqueue(new RoomWaiter(new DecrementWhenRoom(tableIndex, clusters, flushId), s.Self, DateTime.MaxValue, s._layout.ClusterSize));
-                    s.MakeRoom(s._layout.ClusterSize);
+                    s._flush.DeferDecrements(flushId, clusters);
                     return;
                 }
-                s._tables.AddBlock(new RefcountBlockState(tableIndex, s._refcountTable.BlockOffset(tableIndex), s._layout.ClusterSize, null));
+                s._tables.AddBlock(new RefcountBlockState(tableIndex, s._refcountTable.BlockOffset(tableIndex), cs, null));
             }
             s._tables.MarkDirty(key);
             s._tables.Block(tableIndex).Tell(new ApplyDecrements(flushId, clusters), s.Self);

@@ -13,9 +13,10 @@ internal sealed partial class ImageSupervisor
     /// <summary>Bytes another image asked for that a write-back of ours must free once it is done.</summary>
     private long _reclaimAfterFlush;
 
-    private sealed record RoomWaiter(object Message, IActorRef Sender, DateTime Since, long Bytes);
-    /// <summary>What the last reservation that failed asked for: the room a waiting message needs.</summary>
+    private sealed record RoomWaiter(object Message, IActorRef Sender, DateTime Since, long Bytes, ReserveFor Tier);
+    /// <summary>What the last reservation that failed asked for, and in which tier: the room a waiting message needs.</summary>
     private long _lastNeed;
+    private ReserveFor _lastTier;
     private sealed record ReclaimCache(long Bytes);
     private sealed record CacheRoomFreed;
     private sealed record ExpireRoomWaiters;
@@ -104,7 +105,8 @@ internal sealed partial class ImageSupervisor
     private bool TryDensify(long i, CacheEntry entry)
     {
         _lastNeed = _layout.ClusterSize - entry.Bytes;
-        if (!_cache.TryGrow(entry, _layout.ClusterSize, flush: false)) return false;
+        _lastTier = ReserveFor.Request;
+        if (!_cache.TryGrow(entry, _layout.ClusterSize, ReserveFor.Request)) return false;
         _tables.Tell(i, new DensifyL2(_budget.Pool.Rent(_layout.ClusterSize, zeroed: false)));
         return true;
     }
@@ -113,7 +115,8 @@ internal sealed partial class ImageSupervisor
     private bool Reserve(long bytes)
     {
         _lastNeed = bytes;
-        return _cache.TryReserve(bytes, flush: false);
+        _lastTier = ReserveFor.Request;
+        return _cache.TryReserve(bytes, ReserveFor.Request);
     }
 
     /// <summary>Clusters counted (<see cref="CountedAllocation"/>), or null with the need remembered.</summary>
@@ -121,6 +124,7 @@ internal sealed partial class ImageSupervisor
     {
         var taken = _counting.TryTake(n, out long need);
         _lastNeed = need;
+        _lastTier = ReserveFor.Counting;
         return taken;
     }
 
@@ -154,7 +158,12 @@ internal sealed partial class ImageSupervisor
                 _tables.LoadFailed(f.L1Index, Sender);
                 return true;
             case L2Stopped s:
-                foreach (var (m, sender) in _tables.Stopped(s.L1Index)) Self.Tell(m, sender); // routed afresh: a new actor reloads it
+                foreach (var (m, sender) in _tables.Stopped(s.L1Index))
+                {
+                    // A table stops only when clean: a flush's freeze that waited for it finds nothing to write.
+                    if (m is Freeze f) _flush.OnFrozen(new Frozen(f.FlushId, new CacheKey(CacheKind.L2Table, s.L1Index), 0, null, []));
+                    else if (m is not Thaw) Self.Tell(m, sender); // routed afresh: a new actor reloads it
+                }
                 UpdateMemberHints();
                 Self.Tell(new CacheRoomFreed());
                 return true;
@@ -170,9 +179,9 @@ internal sealed partial class ImageSupervisor
     private void WaitForRoom(object message)
     {
         long need = Math.Max(_lastNeed, _layout.ClusterSize);
-        _roomWaiters.Enqueue(new RoomWaiter(message, Sender, _retryingSince ?? DateTime.UtcNow, need));
+        _roomWaiters.Enqueue(new RoomWaiter(message, Sender, _retryingSince ?? DateTime.UtcNow, need, _lastTier));
         if (!Timers.IsTimerActive("room")) Timers.StartPeriodicTimer("room", new ExpireRoomWaiters(), TimeSpan.FromSeconds(1));
-        MakeRoom(need);
+        MakeRoom(need, _lastTier);
     }
 
     /// <summary>
@@ -180,13 +189,13 @@ internal sealed partial class ImageSupervisor
     /// dirty ones are written back (then dropped); if the process's is, the budget asks the image
     /// that can give room soonest.
     /// </summary>
-    private void MakeRoom(long bytes)
+    private void MakeRoom(long bytes, ReserveFor tier)
     {
         var (now, pending) = _tables.DropClean(bytes);
         UpdateMemberHints();
         if (now > 0) Self.Tell(new CacheRoomFreed());
         if (now + pending >= bytes) return;
-        if (_cache.ImageFull(bytes, flush: false))
+        if (_cache.ImageFull(bytes, tier))
         {
             if (_cache.DirtyBytes > 0 && !_flush.Running) _flush.Request(null);
         }
@@ -268,7 +277,7 @@ internal sealed partial class ImageSupervisor
             else w.Sender.Tell(new Status.Failure(error));
         }
         if (_roomWaiters.Count == 0) Timers.Cancel("room");
-        else MakeRoom(_roomWaiters.Peek().Bytes);
+        else MakeRoom(_roomWaiters.Peek().Bytes, _roomWaiters.Peek().Tier);
     }
 
     /// <summary>What the budget reads of us without a lock (hints for picking whom to ask for room).</summary>

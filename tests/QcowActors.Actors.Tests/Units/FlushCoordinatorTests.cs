@@ -89,6 +89,31 @@ public sealed class FlushCoordinatorTests
     }
 
     [Fact]
+    public void Decrements_of_a_block_there_is_no_room_for_wait_for_the_next_run_and_the_flush_finishes()
+    {
+        var host = new RecordingHost();
+        var flush = new FlushCoordinator(host);
+        flush.AddDecrements([5, 105]);
+        flush.Request("first");
+        flush.OnWritten(1);
+        Assert.Equal("decrement 0: 5", host.Calls[^1]);
+        flush.DeferDecrements(1, [5]); // no room to read block 0 in
+        Assert.Equal("decrement 1: 105", host.Calls[^1]);
+        flush.OnDecrementsApplied(new DecrementsApplied(1, 1, [105]));
+        flush.OnFrozen(Dirty(1, Block(1)));
+        flush.OnWritten(1);
+        flush.OnWritten(1); // the fsync
+        var first = Assert.Single(host.Completions);
+        Assert.Null(first.Failure);
+        Assert.Equal([105L], first.Freed);
+        Assert.Equal(1, flush.PendingDecrements);
+
+        flush.Request("second");
+        flush.OnWritten(2);
+        Assert.Equal("decrement 0: 5", host.Calls[^1]);
+    }
+
+    [Fact]
     public void A_failed_write_thaws_everything_dirty_again_and_the_next_run_writes_it_all()
     {
         var host = new RecordingHost();

@@ -33,7 +33,7 @@ public sealed class MetadataCacheTests
                     cache.Remove(held[i]);
                     held.RemoveAt(i);
                 }
-                else if (cache.TryReserve(Cluster, flush: rng.Next(10) == 0))
+                else if (cache.TryReserve(Cluster, (ReserveFor)rng.Next(3)))
                 {
                     held.Add(cache.Add(new CacheKey(CacheKind.L2Table, n), Cluster, new object()));
                 }
@@ -54,15 +54,26 @@ public sealed class MetadataCacheTests
     }
 
     [Fact]
-    public void Requests_cannot_take_the_flush_share_and_a_flush_can()
+    public void Requests_leave_counting_a_share_and_counting_leaves_the_flush_one()
     {
-        var budget = new MetadataBudget(16 * Cluster, 16 * Cluster);
+        var budget = new MetadataBudget(16 * Cluster, 64 * Cluster);
         var cache = new MetadataCache(budget, Cluster, 0);
-        int requests = 0;
-        while (cache.TryReserve(Cluster, flush: false)) requests++;
-        Assert.Equal(12, requests); // 16 minus the process's flush share (a quarter of a small budget)
-        Assert.True(cache.TryReserve(Cluster, flush: true));
-        Assert.True(cache.UsedBytes <= budget.PerImageBytes);
+        int requests = 0, counting = 0, flush = 0;
+        while (cache.TryReserve(Cluster, ReserveFor.Request)) requests++;
+        while (cache.TryReserve(Cluster, ReserveFor.Counting)) counting++;
+        while (cache.TryReserve(Cluster, ReserveFor.Flush)) flush++;
+        Assert.Equal((12, 2, 2), (requests, counting, flush)); // two clusters each above the tier below
+        Assert.Equal(budget.PerImageBytes, cache.UsedBytes);
+
+        // The process: requests stop short of its reserved share, the other tiers may use it.
+        var small = new MetadataBudget(16 * Cluster, 16 * Cluster);
+        var first = new MetadataCache(small, Cluster, 0);
+        int taken = 0;
+        while (first.TryReserve(Cluster, ReserveFor.Request)) taken++;
+        Assert.Equal(12, taken); // the per-image request limit
+        var second = new MetadataCache(small, Cluster, 0);
+        Assert.False(second.TryReserve(Cluster, ReserveFor.Request)); // the process's request limit (12 of 16)
+        Assert.True(second.TryReserve(Cluster, ReserveFor.Flush));
     }
 
     [Fact]
@@ -72,7 +83,7 @@ public sealed class MetadataCacheTests
         var cache = new MetadataCache(budget, Cluster, 0);
         var entries = Enumerable.Range(0, 8).Select(i =>
         {
-            Assert.True(cache.TryReserve(Cluster, false));
+            Assert.True(cache.TryReserve(Cluster, ReserveFor.Request));
             return cache.Add(new CacheKey(CacheKind.L2Table, i), Cluster, new object());
         }).ToList();
         // A first sweep clears every bit set at insertion and takes the first entry.
@@ -93,26 +104,26 @@ public sealed class MetadataCacheTests
     [Fact]
     public void A_compact_entry_gives_bytes_back_and_must_reserve_them_again_to_grow()
     {
-        // 8 clusters: a request may hold 6 (the image's flush share is 2 clusters).
+        // 8 clusters: a request may hold 4 (counting and the flush keep two clusters each).
         var budget = new MetadataBudget(8 * Cluster, 8 * Cluster);
         var cache = new MetadataCache(budget, Cluster, 0);
-        Assert.True(cache.TryReserve(Cluster, false));
+        Assert.True(cache.TryReserve(Cluster, ReserveFor.Request));
         var sparse = cache.Add(new CacheKey(CacheKind.L2Table, 0), Cluster, new object());
         cache.Shrink(sparse, 200);
         Assert.Equal(200, cache.UsedBytes);
         Assert.Equal(200, budget.UsedBytes);
-        Assert.True(cache.TryReserve(5 * Cluster + 1, false));
-        Assert.False(cache.TryGrow(sparse, Cluster, flush: false)); // one byte past what requests may hold
+        Assert.True(cache.TryReserve(3 * Cluster + 1, ReserveFor.Request));
+        Assert.False(cache.TryGrow(sparse, Cluster, ReserveFor.Request)); // one byte past what requests may hold
         cache.Release(1);
-        Assert.True(cache.TryGrow(sparse, Cluster, flush: false));
-        Assert.Equal(6 * Cluster, budget.UsedBytes);
+        Assert.True(cache.TryGrow(sparse, Cluster, ReserveFor.Request));
+        Assert.Equal(4 * Cluster, budget.UsedBytes);
     }
 
     [Fact]
     public async Task Opening_waits_for_room_that_another_image_gives_back()
     {
         var budget = new MetadataBudget(8 * Cluster, 8 * Cluster);
-        Assert.True(budget.TryReserve(6 * Cluster, flush: false));
+        Assert.True(budget.TryReserve(6 * Cluster, priority: false));
         var waiting = budget.ReserveAsync(2 * Cluster, TimeSpan.FromSeconds(10), CancellationToken.None);
         await Task.Delay(100);
         Assert.False(waiting.IsCompleted);

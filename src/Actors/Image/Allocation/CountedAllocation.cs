@@ -6,8 +6,8 @@ namespace QcowActors.Actors.Image;
 /// Hands out host clusters already counted: takes them from the <see cref="ClusterAllocator"/>,
 /// sends their increments to the refcount blocks (creating blocks, moving the refcount table as
 /// needed) and fences new metadata. What that costs in memory — blocks to read or create, a
-/// larger table — is reserved first: without room it takes nothing and says so, and the request
-/// waits. The increments reach the block actors before any flush can freeze them, so a block is
+/// larger table — is reserved first, in the counting tier (<see cref="ReserveFor"/>): without room
+/// it takes nothing and says so, and the request waits for a flush to make blocks clean. The increments reach the block actors before any flush can freeze them, so a block is
 /// always written before the L2/L1 entries that rely on it. Used on the supervisor's thread.
 /// </summary>
 internal sealed class CountedAllocation(
@@ -34,7 +34,7 @@ internal sealed class CountedAllocation(
     {
         var taken = allocator.Take(n);
         bytesNeeded = Estimate(taken.Clusters);
-        if (!cache.TryReserve(bytesNeeded, flush: false))
+        if (!cache.TryReserve(bytesNeeded, ReserveFor.Counting))
         {
             allocator.Untake(taken);
             return null;
@@ -76,12 +76,12 @@ internal sealed class CountedAllocation(
         return creates ? need + cs : need;
     }
 
-    /// <summary>Takes bytes out of what was reserved ahead; the estimate is generous, the flush share is the last resort.</summary>
+    /// <summary>Takes bytes out of what was reserved ahead; the estimate covers what counting can need, the flush share is the last resort.</summary>
     private void Spend(long bytes)
     {
         _prepaid -= bytes;
         if (_prepaid >= 0) return;
-        if (!cache.TryReserve(-_prepaid, flush: true))
+        if (!cache.TryReserve(-_prepaid, ReserveFor.Flush))
             throw new InvalidOperationException($"counting new clusters needed {-_prepaid} bytes more than reserved");
         _prepaid = 0;
     }

@@ -7,8 +7,9 @@ namespace QcowActors.Actors.Image;
 /// The bytes every open image's metadata may take in memory — L1 and refcount tables, L2 tables,
 /// refcount blocks — per image and for the whole process. Bytes are reserved before they exist,
 /// so the totals hold at every moment, during flushes and after failures: a request that cannot
-/// reserve waits (see <see cref="MetadataCache"/>). A share of each budget is kept for flushes,
-/// which need a few blocks of their own to finish and so must never wait behind requests.
+/// reserve waits (see <see cref="MetadataCache"/>). A share of each budget is kept from requests
+/// for counting new clusters and for flushes, which need a few blocks of their own to finish and
+/// so must never wait behind requests.
 /// Thread-safe: every image's supervisor reserves from the one process-wide instance.
 /// </summary>
 public sealed class MetadataBudget
@@ -39,7 +40,7 @@ public sealed class MetadataBudget
 
     public long PerImageBytes { get; }
     public long TotalBytes { get; }
-    /// <summary>Of <see cref="TotalBytes"/>, what only flushes may take: two of the largest clusters (a quarter of a small budget).</summary>
+    /// <summary>Of <see cref="TotalBytes"/>, what requests may not take (counting and flushes may): two of the largest clusters (a quarter of a small budget).</summary>
     public long FlushReserveBytes => Math.Min(FlushReserveClusters * (long)LargestCluster, TotalBytes / 4);
     public long UsedBytes => Interlocked.Read(ref _used);
     /// <summary>Images currently holding metadata.</summary>
@@ -48,11 +49,11 @@ public sealed class MetadataBudget
     /// <summary>Cluster-sized buffers for tables and blocks, recycled within this budget.</summary>
     internal ClusterBufferPool Pool { get; } = new();
 
-    /// <summary>Takes bytes if they fit; a flush may dip into its reserved share, a request may not.</summary>
-    internal bool TryReserve(long bytes, bool flush)
+    /// <summary>Takes bytes if they fit; counting and flushes (<paramref name="priority"/>) may dip into the reserved share, requests may not.</summary>
+    internal bool TryReserve(long bytes, bool priority)
     {
         if (bytes <= 0) return true;
-        long limit = flush ? TotalBytes : TotalBytes - FlushReserveBytes;
+        long limit = priority ? TotalBytes : TotalBytes - FlushReserveBytes;
         long used = Interlocked.Read(ref _used);
         while (true)
         {
@@ -117,7 +118,7 @@ public sealed class MetadataBudget
     /// </summary>
     internal async Task<bool> ReserveAsync(long bytes, TimeSpan timeout, CancellationToken ct)
     {
-        if (TryReserve(bytes, flush: false)) return true;
+        if (TryReserve(bytes, priority: false)) return true;
         var waiter = new Waiter();
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
         deadline.CancelAfter(timeout);
@@ -127,9 +128,9 @@ public sealed class MetadataBudget
             {
                 var signal = waiter.Arm();
                 NeedRoom(waiter, bytes);
-                if (TryReserve(bytes, flush: false)) return true;
+                if (TryReserve(bytes, priority: false)) return true;
                 await signal.WaitAsync(deadline.Token).ConfigureAwait(false);
-                if (TryReserve(bytes, flush: false)) return true;
+                if (TryReserve(bytes, priority: false)) return true;
             }
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)

@@ -8,6 +8,20 @@ internal enum CacheKind : byte
     RefcountBlock,
 }
 
+/// <summary>
+/// Who reserves, from least to most entitled. A request's tables may fill the image's budget up to
+/// two clusters short of counting's limit; counting (the refcount blocks new clusters need) up to
+/// two clusters short of the flush's. So a write that pinned its L2 table never waits for memory
+/// that only other tables could give back — the blocks it waits for are freed by a flush — and a
+/// flush, which needs memory only for decrements, always finishes.
+/// </summary>
+internal enum ReserveFor
+{
+    Request,
+    Counting,
+    Flush,
+}
+
 /// <summary>An L2 table (by L1 index) or a refcount block (by refcount-table index).</summary>
 internal readonly record struct CacheKey(CacheKind Kind, long Index);
 
@@ -59,14 +73,15 @@ internal sealed class CacheEntry(CacheKey key, long bytes, object payload)
 /// One image's metadata in memory: its L2 tables and refcount blocks as entries, plus the fixed
 /// bytes of its L1 and refcount tables, all reserved in a <see cref="MetadataBudget"/> before they
 /// are held. Clean entries are dropped by a clock sweep (a use since the hand's last pass spares
-/// an entry once); dirty ones only after a write-back. A request may fill the image's budget up
-/// to the flush share; a flush may use that share too. Single-threaded (the supervisor's), except
+/// an entry once); dirty ones only after a write-back. Each <see cref="ReserveFor"/> tier may fill
+/// the budget up to its own limit. Single-threaded (the supervisor's), except
 /// <see cref="ClockBit"/> and the hints read by the budget.
 /// </summary>
 internal sealed class MetadataCache
 {
     private readonly MetadataBudget _budget;
-    private readonly long _flushShare;
+    /// <summary>Two clusters: the share above each tier that only the tiers above may use.</summary>
+    private readonly long _share;
     private readonly Dictionary<CacheKey, CacheEntry> _entries = [];
     private readonly LinkedList<CacheEntry> _ring = new();
     private LinkedListNode<CacheEntry>? _hand;
@@ -79,7 +94,7 @@ internal sealed class MetadataCache
     {
         _budget = budget;
         ClusterSize = clusterSize;
-        _flushShare = MetadataBudget.FlushReserveClusters * (long)clusterSize;
+        _share = MetadataBudget.FlushReserveClusters * (long)clusterSize;
         _used = reservedBytes;
     }
 
@@ -91,20 +106,25 @@ internal sealed class MetadataCache
     public long CleanBytes => Volatile.Read(ref _entryBytes) - Volatile.Read(ref _dirtyBytes);
     public int Count => _entries.Count;
 
-    /// <summary>Reserves bytes within the image's and the process's budgets; false = no room now.</summary>
-    public bool TryReserve(long bytes, bool flush)
+    private long Limit(ReserveFor tier) => _budget.PerImageBytes - tier switch
+    {
+        ReserveFor.Request => 2 * _share,
+        ReserveFor.Counting => _share,
+        _ => 0,
+    };
+
+    /// <summary>Reserves bytes within the image's and the process's budgets for <paramref name="tier"/>; false = no room now.</summary>
+    public bool TryReserve(long bytes, ReserveFor tier)
     {
         if (bytes <= 0) return true;
-        long limit = flush ? _budget.PerImageBytes : _budget.PerImageBytes - _flushShare;
-        if (_used + bytes > limit) return false;
-        if (!_budget.TryReserve(bytes, flush)) return false;
+        if (_used + bytes > Limit(tier)) return false;
+        if (!_budget.TryReserve(bytes, priority: tier != ReserveFor.Request)) return false;
         Volatile.Write(ref _used, _used + bytes);
         return true;
     }
 
     /// <summary>Whether the image's own budget (not the process's) is what has no room for <paramref name="bytes"/>.</summary>
-    public bool ImageFull(long bytes, bool flush)
-        => _used + bytes > (flush ? _budget.PerImageBytes : _budget.PerImageBytes - _flushShare);
+    public bool ImageFull(long bytes, ReserveFor tier) => _used + bytes > Limit(tier);
 
     public void Release(long bytes)
     {
@@ -149,11 +169,11 @@ internal sealed class MetadataCache
     }
 
     /// <summary>Reserves what the entry needs to grow to <paramref name="bytes"/>; false = no room now.</summary>
-    public bool TryGrow(CacheEntry entry, long bytes, bool flush)
+    public bool TryGrow(CacheEntry entry, long bytes, ReserveFor tier)
     {
         long more = bytes - entry.Bytes;
         if (more <= 0) return true;
-        if (!TryReserve(more, flush)) return false;
+        if (!TryReserve(more, tier)) return false;
         Resize(entry, bytes);
         return true;
     }

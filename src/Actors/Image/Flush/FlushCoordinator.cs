@@ -12,7 +12,7 @@ internal interface IFlushHost
     void CollectRefcountMetadata(FlushMetadata metadata);
     /// <summary>Phase 1's I/O is over: the refcount table thaws; if it failed, what was collected is dirty again.</summary>
     void MetadataWritten(FlushMetadata metadata, bool written);
-    /// <summary>Apply decrements to block t (reading it in first if needed); answers with <see cref="FlushCoordinator.OnDecrementsApplied"/>.</summary>
+    /// <summary>Apply decrements to block t (reading it in first if there is room); answers with <see cref="FlushCoordinator.OnDecrementsApplied"/>, or <see cref="FlushCoordinator.DeferDecrements"/>.</summary>
     void ApplyDecrements(long tableIndex, long[] clusters, long flushId);
     /// <summary>The refcount-table index of the block counting a cluster.</summary>
     long BlockIndexOf(long cluster);
@@ -37,8 +37,9 @@ internal interface IFlushHost
 /// dirty blocks: a table entry was committed after its clusters' increments were sent to the
 /// blocks, so the blocks written cover every entry written. Then phase 1's I/O: data fsync → blocks →
 /// refcount table → header → L2 tables → L1, an fsync after each step that wrote. Phase 2 applies
-/// the decrements (one block at a time, so it needs only the flush's share of the cache), writes
-/// those blocks and fsyncs; the clusters that reached 0 are then free. Requests that arrive
+/// the decrements (one block at a time, so it needs only the flush's share of the cache; a block
+/// there is no room for keeps its decrements for the next run), writes those blocks and fsyncs;
+/// the clusters that reached 0 are then free. Requests that arrive
 /// during a run join the next one. A failed run thaws everything dirty again: the next run
 /// writes the newer state in the same order, which is all the old one would have.
 /// </summary>
@@ -129,6 +130,18 @@ internal sealed class FlushCoordinator(IFlushHost host)
         if (--run.Outstanding > 0) return;
         if (run.Phase == FlushPhase.FreezingTables) FreezeBlocks(run);
         else if (run.Phase == FlushPhase.FreezingBlocks) StartWriting(run);
+    }
+
+    /// <summary>
+    /// The host had no room to read block <paramref name="tableIndex"/> in: its decrements wait for
+    /// the next run (the entries are durable already; only the clusters' reuse is delayed), and
+    /// this run goes on — a flush never waits for memory.
+    /// </summary>
+    public void DeferDecrements(long flushId, long[] clusters)
+    {
+        if (Current is not { } run || flushId != run.Id || run.Phase != FlushPhase.Decrementing) return;
+        _pendingDecrements.AddRange(clusters);
+        NextDecrementGroup(run);
     }
 
     public void OnDecrementsApplied(DecrementsApplied applied)
