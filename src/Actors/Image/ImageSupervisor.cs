@@ -232,12 +232,13 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash, IWithT
                 return;
             }
             _tables.TryGetTable(i, out var entry, out _);
-            if (!L1Entry.From(_l1[i]).Copied && !TryRelocate(i))
+            // Dense before copied: a copy is written whole by the next flush, from a dense buffer.
+            if (entry.Bytes < _layout.ClusterSize && !TryDensify(i, entry))
             {
                 WaitForRoom(message);
                 return;
             }
-            if (entry.Bytes < _layout.ClusterSize && !TryDensify(i, entry))
+            if (!L1Entry.From(_l1[i]).Copied && !TryRelocate(i))
             {
                 WaitForRoom(message);
                 return;

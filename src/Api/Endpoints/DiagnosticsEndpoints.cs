@@ -38,6 +38,7 @@ internal static class DiagnosticsEndpoints
             ownedImages = ownership.Count,
             openImages = local.OpenImages,
             metadataCacheBytes = budget.UsedBytes,
+            metadataCacheSpareBytes = budget.SpareBytes,
             metadataCacheImages = budget.Members,
         });
     }

@@ -45,6 +45,8 @@ public sealed class MetadataBudget
     public long UsedBytes => Interlocked.Read(ref _used);
     /// <summary>Images currently holding metadata.</summary>
     public int Members => _members.Count;
+    /// <summary>Buffers kept for reuse, not reserved by any image.</summary>
+    public long SpareBytes => Pool.SpareBytes;
 
     /// <summary>Cluster-sized buffers for tables and blocks, recycled within this budget.</summary>
     internal ClusterBufferPool Pool { get; } = new();
@@ -75,8 +77,12 @@ public sealed class MetadataBudget
         if (!_waiting.IsEmpty) WakeWaiters();
     }
 
-    /// <summary>A buffer whose bytes were released: kept for reuse while reserved plus spare bytes fit the total, else left to the GC.</summary>
-    internal void Recycle(byte[] buffer) => Pool.Return(buffer, TotalBytes - UsedBytes);
+    /// <summary>
+    /// A buffer whose bytes were released: kept for reuse while the spare ones stay within a
+    /// sixteenth of the total (and reserved plus spare within the total), else left to the GC.
+    /// Spares smooth the churn of tables dropped and read again; more would only sit in memory.
+    /// </summary>
+    internal void Recycle(byte[] buffer) => Pool.Return(buffer, Math.Min(TotalBytes - UsedBytes, TotalBytes / 16));
 
     internal void Join(ICacheMember member) => _members.TryAdd(member, 0);
 

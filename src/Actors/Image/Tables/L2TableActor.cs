@@ -148,8 +148,10 @@ internal sealed class L2TableActor : UntypedActor, IWithStash, IWithTimers
             case GetL2Extents: Sender.Tell(new ExtentRuns(L2Directory.ExtentsOf(_state.Published!, _layout, TableStart))); break;
             case DensifyL2 d: Densify(d.Buffer); break;
             case RelocateTable r:
+                // The supervisor makes a table dense before it copies it: a copy is written whole at its new place.
+                if (_state.Dense is null) throw new InvalidOperationException($"L2 table {_state.L1Index} is copied while compact");
                 _state.HostOffset = r.NewOffset;
-                Changed(() => _state.MarkAllDirty()); // a copy: written whole at its new place
+                Changed(() => _state.MarkAllDirty());
                 break;
             case Freeze f: FreezeForFlush(f); break;
             case Thaw t:
