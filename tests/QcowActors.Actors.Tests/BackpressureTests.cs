@@ -60,6 +60,37 @@ public sealed class BackpressureTests(ITestOutputHelper output)
     }
 }
 
+/// <summary>A request that cannot get room within Storage:MetadataCacheWaitLimit is answered "try again" (503 over HTTP).</summary>
+public sealed class CacheWaitLimitTests()
+    : EngineTestBase(new HoldingFileSystem(), new MetadataBudget(16 * Cluster, 16 * Cluster), o => o.MetadataCacheWaitLimit = TimeSpan.FromSeconds(1))
+{
+    private const int Cluster = 4096;
+    private const long Table = 2L << 20;
+
+    [Fact]
+    public async Task A_write_that_waits_past_the_limit_fails_as_unavailable_naming_the_cache_and_the_next_one_succeeds()
+    {
+        var seam = (HoldingFileSystem)FileSystem;
+        await Service.CreateAsync("full", 64L << 20, Cluster, 16, default);
+        await Service.WriteAsync("full", 0, new byte[] { 1 }, default);
+        seam.HoldFsyncs(); // no write-back can finish: dirty tables stay
+        var clock = Stopwatch.StartNew();
+        QcowActors.Actors.Service.ImageException? refused = null;
+        for (int k = 1; k < 32 && refused is null; k++)
+        {
+            try { await Service.WriteAsync("full", k * Table, new byte[] { 1 }, default); }
+            catch (QcowActors.Actors.Service.ImageException e) { refused = e; }
+        }
+        Assert.NotNull(refused);
+        Assert.Equal(QcowActors.Actors.Service.ImageError.Unavailable, refused.Error);
+        Assert.Contains("metadata cache", refused.Message);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(8), $"refused after {clock.Elapsed}");
+        seam.Release();
+        await Service.WriteAsync("full", 31 * Table, new byte[] { 2 }, default);
+        Assert.Equal(2, (await ReadAsync("full", 31 * Table, 1))[0]);
+    }
+}
+
 /// <summary>Two images driven past the process budget at once: both finish, no deadlock, the total holds.</summary>
 public sealed class SharedBudgetTests(ITestOutputHelper output)
     : EngineTestBase(budget: new MetadataBudget(PerImage, Total))

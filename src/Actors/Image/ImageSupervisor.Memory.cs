@@ -218,7 +218,7 @@ internal sealed partial class ImageSupervisor
                 if (now + pending < r.Bytes && _cache.DirtyBytes > 0)
                 {
                     // Over the process budget, the image holding the most dirty tables writes them back first.
-                    _reclaimAfterFlush += r.Bytes - now - pending;
+                    _reclaimAfterFlush = Math.Max(_reclaimAfterFlush, r.Bytes - now - pending); // asked again while waiting: not more
                     _flush.Request(null);
                 }
                 return true;

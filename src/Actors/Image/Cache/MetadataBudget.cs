@@ -78,11 +78,12 @@ public sealed class MetadataBudget
     }
 
     /// <summary>
-    /// A buffer whose bytes were released: kept for reuse while the spare ones stay within a
-    /// sixteenth of the total (and reserved plus spare within the total), else left to the GC.
-    /// Spares smooth the churn of tables dropped and read again; more would only sit in memory.
+    /// A buffer whose bytes were released: kept for reuse while reserved plus spare bytes fit the
+    /// total, else left to the GC. Tables dropped and read again (or created) then reuse buffers
+    /// rather than churning the large-object heap, whose garbage would sit in memory until a full
+    /// collection: the process stays within the budget in fact, not only in the books.
     /// </summary>
-    internal void Recycle(byte[] buffer) => Pool.Return(buffer, Math.Min(TotalBytes - UsedBytes, TotalBytes / 16));
+    internal void Recycle(byte[] buffer) => Pool.Return(buffer, TotalBytes - UsedBytes);
 
     internal void Join(ICacheMember member) => _members.TryAdd(member, 0);
 
