@@ -106,16 +106,7 @@ public sealed class SharedBudgetTests(ITestOutputHelper output)
         string[] images = ["left", "right"];
         foreach (var name in images) await Service.CreateAsync(name, size, Cluster, 16, default);
         var models = images.ToDictionary(n => n, _ => new byte[size]);
-        long peak = 0;
-        using var sampling = new CancellationTokenSource();
-        var sampler = Task.Run(async () =>
-        {
-            while (!sampling.IsCancellationRequested)
-            {
-                peak = Math.Max(peak, Budget.UsedBytes);
-                await Task.Delay(1);
-            }
-        });
+        await using var sampling = SampleBudget();
         const int seed = 99;
         output.WriteLine($"seed {seed}");
         var clock = Stopwatch.StartNew();
@@ -136,8 +127,7 @@ public sealed class SharedBudgetTests(ITestOutputHelper output)
             }
         }))).ToArray();
         await Task.WhenAll(writers).WaitAsync(TimeSpan.FromSeconds(60));
-        sampling.Cancel();
-        await sampler;
+        long peak = sampling.Peak;
         output.WriteLine($"960 writes over two images in {clock.Elapsed.TotalSeconds:F1} s; peak {peak} bytes of {Total}");
         Assert.True(peak <= Total, $"{peak} bytes of metadata held with a process budget of {Total}");
         foreach (var name in images)

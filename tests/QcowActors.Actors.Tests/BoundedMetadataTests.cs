@@ -25,16 +25,7 @@ public sealed class BoundedMetadataTests(ITestOutputHelper output)
         const int seed = 4242;
         output.WriteLine($"seed {seed}");
         var rng = new Random(seed);
-        long peak = 0;
-        using var sampling = new CancellationTokenSource();
-        var sampler = Task.Run(async () =>
-        {
-            while (!sampling.IsCancellationRequested)
-            {
-                peak = Math.Max(peak, Budget.UsedBytes);
-                await Task.Delay(1);
-            }
-        });
+        await using var sampling = SampleBudget();
         for (int k = 0; k < 300; k++)
         {
             int len = rng.Next(1, 400_000);
@@ -63,8 +54,7 @@ public sealed class BoundedMetadataTests(ITestOutputHelper output)
             }
         }
         await Service.FlushAsync(name, default);
-        sampling.Cancel();
-        await sampler;
+        long peak = sampling.Peak;
         output.WriteLine($"peak metadata held: {peak} bytes of {PerImage} ({peak / ClusterBytes} clusters)");
         Assert.True(peak <= PerImage, $"the image held {peak} bytes of metadata with a budget of {PerImage}");
 

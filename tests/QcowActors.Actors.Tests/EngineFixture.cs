@@ -35,6 +35,37 @@ public abstract class EngineTestBase : TestKit, IDisposable
 
     protected string ImagePath(string name) => Path.Combine(StoreDirectory, name + ".qcow2");
 
+    /// <summary>Samples the budget's reserved bytes every millisecond until disposed; <see cref="BudgetPeak.Peak"/> is the highest seen.</summary>
+    protected BudgetPeak SampleBudget() => new(Budget);
+
+    protected sealed class BudgetPeak : IAsyncDisposable
+    {
+        private readonly CancellationTokenSource _stop = new();
+        private readonly Task _sampler;
+        private long _peak;
+
+        public BudgetPeak(MetadataBudget budget)
+        {
+            _sampler = Task.Run(async () =>
+            {
+                while (!_stop.IsCancellationRequested)
+                {
+                    Interlocked.Exchange(ref _peak, Math.Max(Interlocked.Read(ref _peak), budget.UsedBytes));
+                    await Task.Delay(1);
+                }
+            });
+        }
+
+        public long Peak => Interlocked.Read(ref _peak);
+
+        public async ValueTask DisposeAsync()
+        {
+            _stop.Cancel();
+            await _sampler;
+            _stop.Dispose();
+        }
+    }
+
     protected Task<byte[]> ReadAsync(string name, long offset, int length) => ReadAsync(Service, name, offset, length);
 
     protected static async Task<byte[]> ReadAsync(ImageService service, string name, long offset, int length)

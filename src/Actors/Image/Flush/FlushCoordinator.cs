@@ -78,11 +78,17 @@ internal sealed class FlushCoordinator(IFlushHost host)
         _waiters = [];
         Current = run;
         run.Metadata = host.CollectL1();
-        var tables = _dirtyTables.ToList();
-        _dirtyTables.Clear();
-        run.Outstanding = tables.Count;
-        foreach (long i in tables) host.Freeze(new CacheKey(CacheKind.L2Table, i), run.Id);
-        if (tables.Count == 0) FreezeBlocks(run);
+        if (FreezeAll(run, _dirtyTables, CacheKind.L2Table) == 0) FreezeBlocks(run);
+    }
+
+    /// <summary>Asks every dirty table or block of a kind to freeze, taking them out of the dirty set; returns how many answers to wait for.</summary>
+    private int FreezeAll(FlushRun run, HashSet<long> dirty, CacheKind kind)
+    {
+        var keys = dirty.ToList();
+        dirty.Clear();
+        run.Outstanding = keys.Count;
+        foreach (long index in keys) host.Freeze(new CacheKey(kind, index), run.Id);
+        return keys.Count;
     }
 
     private void FreezeBlocks(FlushRun run)
@@ -91,11 +97,7 @@ internal sealed class FlushCoordinator(IFlushHost host)
         host.CollectRefcountMetadata(run.Metadata);
         run.Decrements = [.. _pendingDecrements];
         _pendingDecrements.Clear();
-        var blocks = _dirtyBlocks.ToList();
-        _dirtyBlocks.Clear();
-        run.Outstanding = blocks.Count;
-        foreach (long t in blocks) host.Freeze(new CacheKey(CacheKind.RefcountBlock, t), run.Id);
-        if (blocks.Count == 0) StartWriting(run);
+        if (FreezeAll(run, _dirtyBlocks, CacheKind.RefcountBlock) == 0) StartWriting(run);
     }
 
     private void StartWriting(FlushRun run)
