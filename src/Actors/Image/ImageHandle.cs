@@ -25,6 +25,7 @@ public sealed class ImageHandle
         VirtualSize = header.Size;
         Version = (int)header.Version;
         Layout = header.Layout;
+        CompressionType = header.CompressionType;
         Backing = header.BackingFile;
         Dirty = (header.IncompatibleFeatures & FeatureBits.IncompatibleDirty) != 0;
         File = file;
@@ -40,6 +41,8 @@ public sealed class ImageHandle
     public long VirtualSize { get; }
     public int Version { get; }
     public ClusterLayout Layout { get; }
+    /// <summary>How its compressed clusters are compressed (<see cref="QcowCompression"/>).</summary>
+    public byte CompressionType { get; }
     public string? Backing { get; }
     /// <summary>The dirty bit as the file had it at open (repaired since).</summary>
     public bool Dirty { get; }
@@ -52,7 +55,7 @@ public sealed class ImageHandle
     internal void RefuseWrites(ImageRefusal refusal) => Volatile.Write(ref _writeRefusal, refusal);
 
     /// <summary>The runs of a range inside one L2 table when they are known here; null = ask (<see cref="MapRange"/>).</summary>
-    internal List<MappedRun>? TryMap(long offset, long length) => _directory.TryMap(Image, offset, length);
+    internal List<MappedRun>? TryMap(long offset, long length) => _directory.TryMap(offset, length);
 
     /// <summary>
     /// A plan for a write inside one L2 table that lands in place (clusters this image alone holds),

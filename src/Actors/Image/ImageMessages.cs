@@ -46,10 +46,15 @@ public sealed record CrashL2Table(string Image, long L1Index) : IImageMessage;
 /// <summary>Why data (or writes) of an image are refused: the feature named in the 422.</summary>
 public sealed record ImageRefusal(string Feature, string Detail);
 
-/// <summary>A run of the virtual disk: HostOffset -1 = reads as zeros, else contiguous bytes at HostOffset.</summary>
-public readonly record struct MappedRun(long VirtualOffset, long Length, long HostOffset)
+/// <summary>
+/// A run of the virtual disk: HostOffset -1 = reads as zeros; Compressed != 0 = part of one
+/// compressed cluster (Compressed is its L2 entry, HostOffset where the run starts in the inflated
+/// cluster); else contiguous bytes at HostOffset.
+/// </summary>
+public readonly record struct MappedRun(long VirtualOffset, long Length, long HostOffset, ulong Compressed = 0)
 {
     public bool IsZero => HostOffset < 0;
+    public bool IsCompressed => Compressed != 0;
 }
 
 public sealed record RangeMapping(IReadOnlyList<MappedRun> Runs);
@@ -62,6 +67,8 @@ public enum ClusterFill
     Zeros,
     /// <summary>New cluster, partial write: the rest comes from SourceHost (copy-on-write).</summary>
     CopyFrom,
+    /// <summary>New cluster, partial write: the rest comes from a compressed cluster, SourceHost holding its L2 entry.</summary>
+    Inflate,
 }
 
 /// <summary>One cluster's part of a write: Length bytes at OffsetInCluster of the host cluster at HostCluster.</summary>

@@ -41,7 +41,7 @@ public sealed partial class ImageService
         try
         {
             ct.ThrowIfCancellationRequested();
-            await ExecuteAsync(handle.File, handle.Layout.ClusterSize, plan, offset, data, ct).ConfigureAwait(false);
+            await ExecuteAsync(handle, plan, offset, data, ct).ConfigureAwait(false);
         }
         catch (Exception e)
         {
@@ -53,8 +53,9 @@ public sealed partial class ImageService
             await handle.AskAsync<WriteCommitted>(new CommitWrite(handle.Image, plan.L1Index, plan.PlanId), AskTimeout, CancellationToken.None).ConfigureAwait(false);
     }
 
-    private static async Task ExecuteAsync(IImageFile file, int clusterSize, WritePlan plan, long baseOffset, ReadOnlyMemory<byte> data, CancellationToken ct)
+    private async Task ExecuteAsync(ImageHandle handle, WritePlan plan, long baseOffset, ReadOnlyMemory<byte> data, CancellationToken ct)
     {
+        var file = handle.File;
         var clusters = plan.Clusters;
         if (clusters.Length == 1 && clusters[0].Fill == ClusterFill.None)
         {
@@ -70,7 +71,7 @@ public sealed partial class ImageService
             var c = clusters[i];
             if (c.Fill != ClusterFill.None)
             {
-                writes.Add(FillClusterAsync(file, clusterSize, c, data.Slice((int)(c.VirtualOffset - baseOffset), c.Length), ct));
+                writes.Add(FillClusterAsync(handle, c, data.Slice((int)(c.VirtualOffset - baseOffset), c.Length), ct));
                 i++;
                 continue;
             }
@@ -90,17 +91,29 @@ public sealed partial class ImageService
         await Task.WhenAll(writes).ConfigureAwait(false);
     }
 
-    /// <summary>A new cluster under a partial write: the rest is zeros or the old cluster's bytes.</summary>
-    private static async Task FillClusterAsync(IImageFile file, int clusterSize, ClusterWrite c, ReadOnlyMemory<byte> data, CancellationToken ct)
+    /// <summary>A new cluster under a partial write: the rest is zeros, the old cluster's bytes, or the compressed cluster's inflated.</summary>
+    private async Task FillClusterAsync(ImageHandle handle, ClusterWrite c, ReadOnlyMemory<byte> data, CancellationToken ct)
     {
+        int clusterSize = handle.Layout.ClusterSize;
         byte[] buffer = ArrayPool<byte>.Shared.Rent(clusterSize);
         try
         {
             var cluster = buffer.AsMemory(0, clusterSize);
-            if (c.Fill == ClusterFill.CopyFrom) await file.ReadAsync(cluster, c.SourceHost, ct).ConfigureAwait(false);
-            else cluster.Span.Clear();
+            switch (c.Fill)
+            {
+                case ClusterFill.CopyFrom:
+                    await handle.File.ReadAsync(cluster, c.SourceHost, ct).ConfigureAwait(false);
+                    break;
+                case ClusterFill.Inflate:
+                    using (var old = await _inflater.InflateAsync(handle, (ulong)c.SourceHost, handle.Layout.ClusterStart(c.VirtualOffset), ct).ConfigureAwait(false))
+                        old.Bytes.CopyTo(cluster.Span);
+                    break;
+                default:
+                    cluster.Span.Clear();
+                    break;
+            }
             data.Span.CopyTo(cluster.Span[c.OffsetInCluster..]);
-            await file.WriteAsync(cluster, c.HostCluster, ct).ConfigureAwait(false);
+            await handle.File.WriteAsync(cluster, c.HostCluster, ct).ConfigureAwait(false);
         }
         finally
         {

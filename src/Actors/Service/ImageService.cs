@@ -19,6 +19,8 @@ public sealed partial class ImageService : IImageService
     private const int MapParallelism = 32;
     private readonly IActorRef _store;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, ImageHandle> _handles = new(StringComparer.Ordinal);
+    /// <summary>Two clusters per core inflating at once: one computing while the other's data is read.</summary>
+    private readonly CompressedClusterReader _inflater = new(2 * Environment.ProcessorCount);
 
     public ImageService(IRequiredActor<ImageStoreActor> store, StoreOptions options) : this(store.ActorRef, options) { }
 
@@ -155,7 +157,7 @@ public sealed partial class ImageService : IImageService
             ThrowIfRefused(handle, write: false);
             CheckRange(handle, offset, length);
             var runs = await MapAsync(handle, offset, length, ct).ConfigureAwait(false);
-            return new MappedReadPlan(handle.File, token, runs, offset, length);
+            return new MappedReadPlan(handle, _inflater, token, runs, offset, length);
         }
         catch
         {

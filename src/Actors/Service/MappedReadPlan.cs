@@ -1,15 +1,16 @@
 using System.IO.Pipelines;
 using QcowActors.Actors.Image;
-using QcowActors.Actors.Io;
 
 namespace QcowActors.Actors.Service;
 
 /// <summary>
 /// A read whose whole range is mapped. Data runs are read with RandomAccess straight into the
-/// response writer's memory; zero runs are cleared there. The gate token keeps every host cluster
-/// of the mapping from being reused until the plan is disposed.
+/// response writer's memory; zero runs are cleared there; compressed clusters are inflated a few
+/// ahead of the one being sent (<see cref="CompressedClusterReader"/>) and copied out. The gate
+/// token keeps every host cluster of the mapping from being reused until the plan is disposed.
 /// </summary>
-internal sealed class MappedReadPlan(IImageFile file, IoEpochGate.Token token, List<MappedRun> runs, long offset, long length) : DiskReadPlan
+internal sealed class MappedReadPlan(ImageHandle handle, CompressedClusterReader inflater, IoEpochGate.Token token,
+    List<MappedRun> runs, long offset, long length) : DiskReadPlan
 {
     /// <summary>Bytes asked of the writer at a time: large enough for few syscalls, small enough to stay pooled-ish.</summary>
     private const int ChunkSize = 256 * 1024;
@@ -19,8 +20,14 @@ internal sealed class MappedReadPlan(IImageFile file, IoEpochGate.Token token, L
 
     public override async Task CopyToAsync(PipeWriter destination, CancellationToken ct)
     {
-        foreach (var run in runs)
+        for (int r = 0; r < runs.Count;)
         {
+            if (runs[r].IsCompressed)
+            {
+                r = await CopyCompressedAsync(destination, r, ct).ConfigureAwait(false);
+                continue;
+            }
+            var run = runs[r++];
             long done = 0;
             while (done < run.Length)
             {
@@ -28,13 +35,60 @@ internal sealed class MappedReadPlan(IImageFile file, IoEpochGate.Token token, L
                 var memory = destination.GetMemory(want);
                 int n = Math.Min(want, memory.Length);
                 if (run.IsZero) memory.Span[..n].Clear();
-                else await file.ReadAsync(memory[..n], run.HostOffset + done, ct).ConfigureAwait(false);
+                else await handle.File.ReadAsync(memory[..n], run.HostOffset + done, ct).ConfigureAwait(false);
                 destination.Advance(n);
                 done += n;
-                var flush = await destination.FlushAsync(ct).ConfigureAwait(false);
-                if (flush.IsCanceled || flush.IsCompleted) throw new OperationCanceledException("the client stopped reading");
+                await FlushAsync(destination, ct).ConfigureAwait(false);
             }
         }
+    }
+
+    /// <summary>Sends the compressed runs from <paramref name="first"/> on, in order, inflating ahead; returns the index of the next other run.</summary>
+    private async Task<int> CopyCompressedAsync(PipeWriter destination, int first, CancellationToken ct)
+    {
+        int ahead = CompressedClusterReader.ReadAhead(handle.Layout.ClusterSize);
+        var inflating = new Queue<(MappedRun Run, Task<InflatedCluster> Cluster)>(ahead);
+        int next = first;
+        try
+        {
+            while (true)
+            {
+                for (; next < runs.Count && runs[next].IsCompressed && inflating.Count < ahead; next++)
+                {
+                    var run = runs[next];
+                    inflating.Enqueue((run, inflater.InflateAsync(handle, run.Compressed, run.VirtualOffset - run.HostOffset, ct)));
+                }
+                if (inflating.Count == 0) return next;
+                var (sent, task) = inflating.Dequeue();
+                using var cluster = await task.ConfigureAwait(false);
+                var bytes = cluster.Bytes.Slice((int)sent.HostOffset, (int)sent.Length);
+                while (!bytes.IsEmpty)
+                {
+                    var memory = destination.GetMemory(Math.Min(bytes.Length, ChunkSize));
+                    int n = Math.Min(bytes.Length, memory.Length);
+                    bytes[..n].CopyTo(memory.Span);
+                    destination.Advance(n);
+                    bytes = bytes[n..];
+                }
+                await FlushAsync(destination, ct).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            // A failed or cut read still returns the buffers of the clusters inflated ahead.
+            while (inflating.Count > 0)
+            {
+                var (_, task) = inflating.Dequeue();
+                try { (await task.ConfigureAwait(false)).Dispose(); }
+                catch { /* the read already failed; this cluster's own error adds nothing */ }
+            }
+        }
+    }
+
+    private static async ValueTask FlushAsync(PipeWriter destination, CancellationToken ct)
+    {
+        var flush = await destination.FlushAsync(ct).ConfigureAwait(false);
+        if (flush.IsCanceled || flush.IsCompleted) throw new OperationCanceledException("the client stopped reading");
     }
 
     public override ValueTask DisposeAsync()

@@ -53,7 +53,7 @@ public sealed class WriteDecisionTests
         Assert.Equal(ClusterAction.InPlace, d.Action);
         Assert.Equal(Host, d.Host);
         Assert.Equal(ClusterFill.None, d.Fill);
-        Assert.Equal(0, d.Replaced);
+        Assert.Equal(0UL, d.ReplacedEntry);
     }
 
     [Fact]
@@ -63,28 +63,44 @@ public sealed class WriteDecisionTests
         Assert.Equal(ClusterAction.Allocate, partial.Action);
         Assert.Equal(ClusterFill.CopyFrom, partial.Fill);
         Assert.Equal(Host, partial.Source);
-        Assert.Equal(Host, partial.Replaced);
+        Assert.Equal(L2Entry.Data(Host, copied: false).ToRaw(), partial.ReplacedEntry);
         var whole = WriteDecision.Decide(L2Entry.Data(Host, copied: false).ToRaw(), whole: true);
         Assert.Equal(ClusterFill.None, whole.Fill);
-        Assert.Equal(Host, whole.Replaced);
+        Assert.Equal(L2Entry.Data(Host, copied: false).ToRaw(), whole.ReplacedEntry);
     }
 
     [Fact]
     public void Zero_and_unallocated_clusters_get_a_new_cluster_filled_with_zeros_unless_it_is_an_owned_preallocated_one()
     {
         var unallocated = WriteDecision.Decide(0, whole: false);
-        Assert.Equal((ClusterAction.Allocate, ClusterFill.Zeros, 0L), (unallocated.Action, unallocated.Fill, unallocated.Replaced));
+        Assert.Equal((ClusterAction.Allocate, ClusterFill.Zeros, 0UL), (unallocated.Action, unallocated.Fill, unallocated.ReplacedEntry));
         var zero = WriteDecision.Decide(L2Entry.Zero(0, false).ToRaw(), whole: false);
         Assert.Equal((ClusterAction.Allocate, ClusterFill.Zeros), (zero.Action, zero.Fill));
         var owned = WriteDecision.Decide(L2Entry.Zero(Host, copied: true).ToRaw(), whole: false);
         Assert.Equal((ClusterAction.ReuseZeroCluster, Host, ClusterFill.Zeros), (owned.Action, owned.Host, owned.Fill));
         var sharedZero = WriteDecision.Decide(L2Entry.Zero(Host, copied: false).ToRaw(), whole: true);
-        Assert.Equal((ClusterAction.Allocate, ClusterFill.None, Host), (sharedZero.Action, sharedZero.Fill, sharedZero.Replaced));
+        Assert.Equal((ClusterAction.Allocate, ClusterFill.None, L2Entry.Zero(Host, copied: false).ToRaw()),
+            (sharedZero.Action, sharedZero.Fill, sharedZero.ReplacedEntry));
     }
 
     [Fact]
-    public void Compressed_clusters_are_not_written_here()
-        => Assert.Equal(ClusterAction.Compressed, WriteDecision.Decide(L2Entry.CompressedFlag | 12345, whole: true).Action);
+    public void A_compressed_cluster_gets_a_new_cluster_filled_from_its_inflated_bytes_and_releases_every_host_cluster_it_touches()
+    {
+        // 64 KiB clusters: x = 54; data at host byte 0x1FF00 plus 2 more sectors runs into the next host cluster.
+        const int bits = 16;
+        ulong raw = L2Entry.CompressedFlag | (2UL << 54) | 0x1FF00;
+        var partial = WriteDecision.Decide(raw, whole: false);
+        Assert.Equal((ClusterAction.Allocate, 0L, ClusterFill.Inflate, (long)raw, raw),
+            (partial.Action, partial.Host, partial.Fill, partial.Source, partial.ReplacedEntry));
+        Assert.Equal(ClusterFill.None, WriteDecision.Decide(raw, whole: true).Fill);
+        var released = new List<long>();
+        WriteDecision.AddReferencedClusters(raw, bits, released);
+        Assert.Equal([1L, 2L], released);
+        released.Clear();
+        WriteDecision.AddReferencedClusters(L2Entry.Data(Host, copied: true).ToRaw(), bits, released);
+        WriteDecision.AddReferencedClusters(L2Entry.Zero(0, false).ToRaw(), bits, released);
+        Assert.Equal([7L], released);
+    }
 
     [Fact]
     public void A_target_that_holds_metadata_is_refused_naming_it()

@@ -56,17 +56,15 @@ internal sealed class L2Directory
     /// Maps [offset, offset+length) inside one L2 table's range when it can be done here: an
     /// unallocated L1 slot (zeros) or a published table. Null = ask the table's actor.
     /// </summary>
-    internal List<MappedRun>? TryMap(string image, long offset, long length)
+    internal List<MappedRun>? TryMap(long offset, long length)
     {
         long i = Layout.L1Index(offset);
         if (IsUnallocated(i)) return [new MappedRun(offset, length, -1)];
         if (!_tables.TryGetValue(i, out var table)) return null;
         table.Clock.Touch();
         var runs = new List<MappedRun>();
-        long? compressedAt = MapEntries(table, Layout, offset, length, runs);
-        if (table.Retired) return null;
-        if (compressedAt is { } at) throw Compressed(image, at);
-        return runs;
+        MapEntries(table, Layout, offset, length, runs);
+        return table.Retired ? null : runs;
     }
 
     /// <summary>
@@ -110,10 +108,6 @@ internal sealed class L2Directory
         return table.Retired ? null : runs;
     }
 
-    internal static ImageException Compressed(string image, long virtualOffset) => new(ImageError.Unsupported,
-        $"image '{image}': the cluster at virtual offset {virtualOffset} is compressed; compressed clusters are not supported yet",
-        "compressed clusters");
-
     private static ExtentKind KindOf(ulong raw)
     {
         var e = L2Entry.From(raw);
@@ -151,8 +145,8 @@ internal sealed class L2Directory
         return runs;
     }
 
-    /// <summary>Appends merged runs for the range (inside one table); returns the offset of a compressed cluster met, if any.</summary>
-    internal static long? MapEntries(PublishedL2Table entries, ClusterLayout layout, long offset, long length, List<MappedRun> runs)
+    /// <summary>Appends the runs of the range (inside one table): data runs contiguous in the file and zero runs merged, a compressed cluster a run of its own.</summary>
+    internal static void MapEntries(PublishedL2Table entries, ClusterLayout layout, long offset, long length, List<MappedRun> runs)
     {
         int cs = layout.ClusterSize;
         long tableStart = layout.L2TableStart(layout.L1Index(offset));
@@ -163,12 +157,16 @@ internal sealed class L2Directory
             long from = Math.Max(offset, clusterStart);
             long len = Math.Min(end, clusterStart + cs) - from;
             var e = L2Entry.From(entries.Get(i));
-            if (e.IsCompressed) return clusterStart;
+            if (e.IsCompressed)
+            {
+                runs.Add(new MappedRun(from, len, from - clusterStart, e.Raw));
+                continue;
+            }
             long host = e.IsData ? e.HostOffset + (from - clusterStart) : -1;
             if (runs.Count > 0)
             {
                 var prev = runs[^1];
-                bool joins = host < 0 ? prev.IsZero : !prev.IsZero && prev.HostOffset + prev.Length == host;
+                bool joins = !prev.IsCompressed && (host < 0 ? prev.IsZero : !prev.IsZero && prev.HostOffset + prev.Length == host);
                 if (joins)
                 {
                     runs[^1] = prev with { Length = prev.Length + len };
@@ -177,6 +175,5 @@ internal sealed class L2Directory
             }
             runs.Add(new MappedRun(from, len, host));
         }
-        return null;
     }
 }

@@ -212,8 +212,8 @@ internal sealed class L2TableActor : UntypedActor, IWithStash, IWithTimers
     private object Map(MapRange m)
     {
         var runs = new List<MappedRun>();
-        long? compressedAt = L2Directory.MapEntries(_state.Published!, _layout, m.Offset, m.Length, runs);
-        return compressedAt is { } at ? new Status.Failure(L2Directory.Compressed(_image, at)) : new RangeMapping(runs);
+        L2Directory.MapEntries(_state.Published!, _layout, m.Offset, m.Length, runs);
+        return new RangeMapping(runs);
     }
 
     private (int First, int Last) Slots(long offset, long length)
@@ -251,9 +251,6 @@ internal sealed class L2TableActor : UntypedActor, IWithStash, IWithTimers
                 var d = WriteDecision.Decide(_state.Get(i), len == cs);
                 switch (d.Action)
                 {
-                    case ClusterAction.Compressed:
-                        replyTo.Tell(new Status.Failure(L2Directory.Compressed(_image, clusterStart)));
-                        return;
                     case ClusterAction.InPlace:
                         WriteDecision.CheckTarget(_fences, d.Host, from, _layout.ClusterBits);
                         clusters[slot] = new ClusterWrite(from, len, d.Host, inCluster, ClusterFill.None, 0);
@@ -269,7 +266,7 @@ internal sealed class L2TableActor : UntypedActor, IWithStash, IWithTimers
                         clusters[slot] = new ClusterWrite(from, len, 0, inCluster, d.Fill, d.Source);
                         plan.NeedHost.Add((slot, i));
                         plan.Publish.Add((i, slot));
-                        if (d.Replaced != 0) plan.Replaced.Add(d.Replaced >> _layout.ClusterBits);
+                        WriteDecision.AddReferencedClusters(d.ReplacedEntry, _layout.ClusterBits, plan.Replaced);
                         continue;
                 }
             }
@@ -416,8 +413,7 @@ internal sealed class L2TableActor : UntypedActor, IWithStash, IWithTimers
         var e = L2Entry.From(raw);
         if (e.IsCompressed)
         {
-            var (firstHost, lastHost) = CompressedDescriptor.From(e.Raw, _layout.ClusterBits).HostClusters(_layout.ClusterBits);
-            for (long h = firstHost; h <= lastHost; h++) released.Add(h);
+            WriteDecision.AddReferencedClusters(raw, _layout.ClusterBits, released);
             return _zeroFlagAllowed ? L2Entry.Zero(0, false).ToRaw() : 0;
         }
         if (!_zeroFlagAllowed)

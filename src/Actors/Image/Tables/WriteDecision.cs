@@ -10,12 +10,14 @@ internal enum ClusterAction
     ReuseZeroCluster,
     /// <summary>Unallocated, zero, or shared (refcount > 1): a new cluster, filled around the write; the old one, if any, is released.</summary>
     Allocate,
-    /// <summary>A compressed cluster: not written here.</summary>
-    Compressed,
 }
 
-/// <summary>How one cluster takes a write: Host = where the bytes go (0: a new cluster), Source = where a partial write's rest comes from, Replaced = the host cluster whose reference the new entry drops.</summary>
-internal readonly record struct ClusterDecision(ClusterAction Action, long Host, ClusterFill Fill, long Source, long Replaced);
+/// <summary>
+/// How one cluster takes a write: Host = where the bytes go (0: a new cluster), Source = where a
+/// partial write's rest comes from (a host cluster, or for <see cref="ClusterFill.Inflate"/> the
+/// compressed entry), ReplacedEntry = the old entry whose references the new one drops (0: none).
+/// </summary>
+internal readonly record struct ClusterDecision(ClusterAction Action, long Host, ClusterFill Fill, long Source, ulong ReplacedEntry);
 
 /// <summary>
 /// The one rule for how a write lands in a cluster, used by the table's actor and by the request
@@ -29,12 +31,32 @@ internal static class WriteDecision
     public static ClusterDecision Decide(ulong raw, bool whole)
     {
         var e = L2Entry.From(raw);
-        if (e.IsCompressed) return new(ClusterAction.Compressed, 0, ClusterFill.None, 0, 0);
+        // A compressed cluster is never written in place (QEMU neither): the write gets a normal cluster.
+        if (e.IsCompressed) return new(ClusterAction.Allocate, 0, whole ? ClusterFill.None : ClusterFill.Inflate, (long)raw, raw);
         if (e.IsData && e.Copied) return new(ClusterAction.InPlace, e.HostOffset, ClusterFill.None, 0, 0);
         if (e.IsZero && e.HostOffset != 0 && e.Copied)
             return new(ClusterAction.ReuseZeroCluster, e.HostOffset, whole ? ClusterFill.None : ClusterFill.Zeros, 0, 0);
         var fill = whole ? ClusterFill.None : e.IsData ? ClusterFill.CopyFrom : ClusterFill.Zeros;
-        return new(ClusterAction.Allocate, 0, fill, e.IsData ? e.HostOffset : 0, e.HostOffset);
+        return new(ClusterAction.Allocate, 0, fill, e.IsData ? e.HostOffset : 0, e.HostOffset != 0 ? raw : 0);
+    }
+
+    /// <summary>
+    /// The host clusters an entry holds a reference to, which replacing or discarding it releases:
+    /// its cluster, or every host cluster a compressed cluster's data touches (neighbours sharing
+    /// a host cluster each hold their own reference to it).
+    /// </summary>
+    public static void AddReferencedClusters(ulong raw, int clusterBits, List<long> clusters)
+    {
+        var e = L2Entry.From(raw);
+        if (e.IsCompressed)
+        {
+            var (first, last) = CompressedDescriptor.From(raw, clusterBits).HostClusters(clusterBits);
+            for (long h = first; h <= last; h++) clusters.Add(h);
+        }
+        else if (e.HostOffset != 0)
+        {
+            clusters.Add(e.HostOffset >> clusterBits);
+        }
     }
 
     /// <summary>
