@@ -1,12 +1,16 @@
 namespace QcowActors.Format;
 
 /// <summary>
-/// All layout arithmetic in one place: which cluster, L1/L2 slot and refcount slot a byte falls in.
-/// Standard L2 entries only (8 bytes); extended L2 is refused before a layout is built.
+/// All layout arithmetic in one place: which cluster, L1/L2 slot, subcluster and refcount slot a
+/// byte falls in. Standard L2 entries are 8 bytes; extended ones 16 (the entry, then its
+/// subcluster bitmap), so an extended table maps half as many clusters.
 /// </summary>
 public sealed class ClusterLayout
 {
-    public ClusterLayout(int clusterBits, int refcountOrder)
+    /// <summary>An extended L2 entry's cluster is split into this many subclusters.</summary>
+    public const int Subclusters = 32;
+
+    public ClusterLayout(int clusterBits, int refcountOrder, bool extendedL2 = false)
     {
         if (clusterBits is < QcowLimits.MinClusterBits or > QcowLimits.MaxClusterBits)
             throw new ArgumentOutOfRangeException(nameof(clusterBits));
@@ -14,13 +18,20 @@ public sealed class ClusterLayout
             throw new ArgumentOutOfRangeException(nameof(refcountOrder));
         ClusterBits = clusterBits;
         RefcountOrder = refcountOrder;
-        L2Bits = clusterBits - 3;
+        ExtendedL2 = extendedL2;
+        L2Bits = clusterBits - (extendedL2 ? 4 : 3);
         // refcount_block_entries = cluster_size * 8 / refcount_bits
         RefcountBlockBits = clusterBits + 3 - refcountOrder;
     }
 
     public int ClusterBits { get; }
     public int RefcountOrder { get; }
+    /// <summary>Incompatible bit 4: 128-bit L2 entries with a subcluster bitmap.</summary>
+    public bool ExtendedL2 { get; }
+    /// <summary>64-bit words per L2 entry: the entry, and with extended L2 its bitmap after it.</summary>
+    public int L2EntryWords => ExtendedL2 ? 2 : 1;
+    /// <summary>Bytes of one subcluster (extended L2 only).</summary>
+    public int SubclusterSize => ClusterSize / Subclusters;
     public int L2Bits { get; }
     public int RefcountBlockBits { get; }
 

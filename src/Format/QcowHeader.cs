@@ -38,7 +38,7 @@ public sealed class QcowHeader
 
     public int ClusterSize => 1 << ClusterBits;
     public int RefcountBits => 1 << RefcountOrder;
-    public ClusterLayout Layout => new(ClusterBits, RefcountOrder);
+    public ClusterLayout Layout => new(ClusterBits, RefcountOrder, (IncompatibleFeatures & FeatureBits.IncompatibleExtendedL2) != 0);
     public HeaderExtension? FindExtension(uint type) => Extensions.Find(e => e.Type == type);
 
     /// <summary>

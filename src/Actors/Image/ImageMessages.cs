@@ -71,8 +71,13 @@ public enum ClusterFill
     Inflate,
 }
 
-/// <summary>One cluster's part of a write: Length bytes at OffsetInCluster of the host cluster at HostCluster.</summary>
-public readonly record struct ClusterWrite(long VirtualOffset, int Length, long HostCluster, int OffsetInCluster, ClusterFill Fill, long SourceHost);
+/// <summary>
+/// One cluster's part of a write: Length bytes at OffsetInCluster of the host cluster at
+/// HostCluster. With a Fill, bytes [FillFrom, FillTo) of the cluster are written: the data and,
+/// around it, what Fill says (from SourceHost, whose subclusters outside SourceAllocated read as zeros).
+/// </summary>
+public readonly record struct ClusterWrite(long VirtualOffset, int Length, long HostCluster, int OffsetInCluster, ClusterFill Fill, long SourceHost,
+    int FillFrom, int FillTo, uint SourceAllocated);
 
 public sealed record WritePlan(long PlanId, long L1Index, ClusterWrite[] Clusters)
 {

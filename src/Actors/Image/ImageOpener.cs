@@ -256,8 +256,6 @@ internal static class ImageOpener
     {
         if (h.BackingFile is not null)
             return new("backing file", $"the image has a backing file ('{h.BackingFile}'); backing files are not supported yet");
-        if ((h.IncompatibleFeatures & FeatureBits.IncompatibleExtendedL2) != 0)
-            return new("subclusters", "the image uses extended L2 entries (subclusters), which are not supported yet");
         if ((h.IncompatibleFeatures & FeatureBits.IncompatibleExternalData) != 0)
             return new("external data file", "the image keeps its data in an external data file, which is not supported yet");
         return null;

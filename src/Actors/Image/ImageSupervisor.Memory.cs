@@ -32,7 +32,7 @@ internal sealed partial class ImageSupervisor
         public void RoomFreed() => self.Tell(new CacheRoomFreed());
     }
 
-    private L2TableState NewTableState(long i, long hostOffset) => new(i, hostOffset, _layout.ClusterSize, new ClockBit());
+    private L2TableState NewTableState(long i, long hostOffset) => new(i, hostOffset, _layout.ClusterSize, new ClockBit(), _layout.ExtendedL2);
 
     /// <summary>Reads table i into memory if a cluster's room can be reserved; its writes wait until it is loaded.</summary>
     private bool TryLoadTable(long i)

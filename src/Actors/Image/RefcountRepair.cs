@@ -84,10 +84,12 @@ internal static class RefcountRepair
             var e = L1Entry.From(l1[i]);
             if (e.IsUnallocated) continue;
             addRange(e.L2Offset, layout.ClusterSize);
-            var l2 = await ImageOpener.ReadTableAsync(file, e.L2Offset, layout.L2Entries, ct).ConfigureAwait(false);
+            // Read as words: with extended L2 every second one is a bitmap, which references nothing.
+            var l2 = await ImageOpener.ReadTableAsync(file, e.L2Offset, layout.ClusterSize / 8, ct).ConfigureAwait(false);
             tables[i] = l2;
-            foreach (ulong raw in l2)
+            for (int k = 0; k < l2.Length; k += layout.L2EntryWords)
             {
+                ulong raw = l2[k];
                 var d = L2Entry.From(raw);
                 if (d.IsCompressed)
                 {
@@ -112,7 +114,7 @@ internal static class RefcountRepair
         foreach (var (i, l2) in tables)
         {
             bool l2Dirty = false;
-            for (int k = 0; k < l2.Length; k++)
+            for (int k = 0; k < l2.Length; k += layout.L2EntryWords)
             {
                 var d = L2Entry.From(l2[k]);
                 if (d.IsCompressed || d.HostOffset == 0) continue;

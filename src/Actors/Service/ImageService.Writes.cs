@@ -91,34 +91,46 @@ public sealed partial class ImageService
         await Task.WhenAll(writes).ConfigureAwait(false);
     }
 
-    /// <summary>A new cluster under a partial write: the rest is zeros, the old cluster's bytes, or the compressed cluster's inflated.</summary>
+    /// <summary>
+    /// A cluster under a partial write: bytes [FillFrom, FillTo) are written, the data and around it
+    /// zeros, the old cluster's bytes (its subclusters that hold none read as zeros), or a
+    /// compressed cluster's inflated bytes.
+    /// </summary>
     private async Task FillClusterAsync(ImageHandle handle, ClusterWrite c, ReadOnlyMemory<byte> data, CancellationToken ct)
     {
-        int clusterSize = handle.Layout.ClusterSize;
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(clusterSize);
+        int span = c.FillTo - c.FillFrom;
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(span);
         try
         {
-            var cluster = buffer.AsMemory(0, clusterSize);
+            var filled = buffer.AsMemory(0, span);
             switch (c.Fill)
             {
                 case ClusterFill.CopyFrom:
-                    await handle.File.ReadAsync(cluster, c.SourceHost, ct).ConfigureAwait(false);
+                    await handle.File.ReadAsync(filled, c.SourceHost + c.FillFrom, ct).ConfigureAwait(false);
+                    if (c.SourceAllocated != uint.MaxValue) ClearUnallocated(filled.Span, c.FillFrom, handle.Layout.SubclusterSize, c.SourceAllocated);
                     break;
                 case ClusterFill.Inflate:
                     using (var old = await _inflater.InflateAsync(handle, (ulong)c.SourceHost, handle.Layout.ClusterStart(c.VirtualOffset), ct).ConfigureAwait(false))
-                        old.Bytes.CopyTo(cluster.Span);
+                        old.Bytes.Slice(c.FillFrom, span).CopyTo(filled.Span);
                     break;
                 default:
-                    cluster.Span.Clear();
+                    filled.Span.Clear();
                     break;
             }
-            data.Span.CopyTo(cluster.Span[c.OffsetInCluster..]);
-            await handle.File.WriteAsync(cluster, c.HostCluster, ct).ConfigureAwait(false);
+            data.Span.CopyTo(filled.Span[(c.OffsetInCluster - c.FillFrom)..]);
+            await handle.File.WriteAsync(filled, c.HostCluster + c.FillFrom, ct).ConfigureAwait(false);
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
+    }
+
+    /// <summary>Zeros the subclusters of a copy (starting at byte <paramref name="from"/> of the cluster) that the source does not hold.</summary>
+    private static void ClearUnallocated(Span<byte> copy, int from, int subclusterSize, uint allocated)
+    {
+        for (int o = 0; o < copy.Length; o += subclusterSize)
+            if ((allocated & (1u << ((from + o) / subclusterSize))) == 0) copy.Slice(o, subclusterSize).Clear();
     }
 
     public async Task ZeroAsync(string name, long offset, long length, CancellationToken ct)

@@ -45,11 +45,20 @@ public sealed class IoEpochGateTests
 public sealed class WriteDecisionTests
 {
     private const long Host = 7L << 16;
+    private static readonly ClusterLayout Standard = new(16, 4);
+    private static readonly ClusterLayout Extended = new(16, 4, extendedL2: true);
+    private const int Sc = 65536 / 32;
+
+    /// <summary>A standard entry's decision for a write of the whole cluster or of 100 bytes in it.</summary>
+    private static ClusterDecision Decide(ulong raw, bool whole) => WriteDecision.Decide(raw, default, whole ? 0 : 1000, whole ? 65536 : 100, Standard);
+
+    private static ClusterDecision DecideExtended(ulong raw, ulong bitmap, int from, int length)
+        => WriteDecision.Decide(raw, new SubclusterBitmap(bitmap), from, length, Extended);
 
     [Fact]
     public void A_cluster_this_image_alone_holds_is_written_in_place()
     {
-        var d = WriteDecision.Decide(L2Entry.Data(Host, copied: true).ToRaw(), whole: false);
+        var d = Decide(L2Entry.Data(Host, copied: true).ToRaw(), whole: false);
         Assert.Equal(ClusterAction.InPlace, d.Action);
         Assert.Equal(Host, d.Host);
         Assert.Equal(ClusterFill.None, d.Fill);
@@ -59,12 +68,12 @@ public sealed class WriteDecisionTests
     [Fact]
     public void A_shared_cluster_is_copied_and_its_reference_released()
     {
-        var partial = WriteDecision.Decide(L2Entry.Data(Host, copied: false).ToRaw(), whole: false);
+        var partial = Decide(L2Entry.Data(Host, copied: false).ToRaw(), whole: false);
         Assert.Equal(ClusterAction.Allocate, partial.Action);
         Assert.Equal(ClusterFill.CopyFrom, partial.Fill);
         Assert.Equal(Host, partial.Source);
         Assert.Equal(L2Entry.Data(Host, copied: false).ToRaw(), partial.ReplacedEntry);
-        var whole = WriteDecision.Decide(L2Entry.Data(Host, copied: false).ToRaw(), whole: true);
+        var whole = Decide(L2Entry.Data(Host, copied: false).ToRaw(), whole: true);
         Assert.Equal(ClusterFill.None, whole.Fill);
         Assert.Equal(L2Entry.Data(Host, copied: false).ToRaw(), whole.ReplacedEntry);
     }
@@ -72,13 +81,13 @@ public sealed class WriteDecisionTests
     [Fact]
     public void Zero_and_unallocated_clusters_get_a_new_cluster_filled_with_zeros_unless_it_is_an_owned_preallocated_one()
     {
-        var unallocated = WriteDecision.Decide(0, whole: false);
+        var unallocated = Decide(0, whole: false);
         Assert.Equal((ClusterAction.Allocate, ClusterFill.Zeros, 0UL), (unallocated.Action, unallocated.Fill, unallocated.ReplacedEntry));
-        var zero = WriteDecision.Decide(L2Entry.Zero(0, false).ToRaw(), whole: false);
+        var zero = Decide(L2Entry.Zero(0, false).ToRaw(), whole: false);
         Assert.Equal((ClusterAction.Allocate, ClusterFill.Zeros), (zero.Action, zero.Fill));
-        var owned = WriteDecision.Decide(L2Entry.Zero(Host, copied: true).ToRaw(), whole: false);
-        Assert.Equal((ClusterAction.ReuseZeroCluster, Host, ClusterFill.Zeros), (owned.Action, owned.Host, owned.Fill));
-        var sharedZero = WriteDecision.Decide(L2Entry.Zero(Host, copied: false).ToRaw(), whole: true);
+        var owned = Decide(L2Entry.Zero(Host, copied: true).ToRaw(), whole: false);
+        Assert.Equal((ClusterAction.InPlaceAndPublish, Host, ClusterFill.Zeros), (owned.Action, owned.Host, owned.Fill));
+        var sharedZero = Decide(L2Entry.Zero(Host, copied: false).ToRaw(), whole: true);
         Assert.Equal((ClusterAction.Allocate, ClusterFill.None, L2Entry.Zero(Host, copied: false).ToRaw()),
             (sharedZero.Action, sharedZero.Fill, sharedZero.ReplacedEntry));
     }
@@ -89,10 +98,10 @@ public sealed class WriteDecisionTests
         // 64 KiB clusters: x = 54; data at host byte 0x1FF00 plus 2 more sectors runs into the next host cluster.
         const int bits = 16;
         ulong raw = L2Entry.CompressedFlag | (2UL << 54) | 0x1FF00;
-        var partial = WriteDecision.Decide(raw, whole: false);
+        var partial = Decide(raw, whole: false);
         Assert.Equal((ClusterAction.Allocate, 0L, ClusterFill.Inflate, (long)raw, raw),
             (partial.Action, partial.Host, partial.Fill, partial.Source, partial.ReplacedEntry));
-        Assert.Equal(ClusterFill.None, WriteDecision.Decide(raw, whole: true).Fill);
+        Assert.Equal(ClusterFill.None, Decide(raw, whole: true).Fill);
         var released = new List<long>();
         WriteDecision.AddReferencedClusters(raw, bits, released);
         Assert.Equal([1L, 2L], released);
@@ -100,6 +109,55 @@ public sealed class WriteDecisionTests
         WriteDecision.AddReferencedClusters(L2Entry.Data(Host, copied: true).ToRaw(), bits, released);
         WriteDecision.AddReferencedClusters(L2Entry.Zero(0, false).ToRaw(), bits, released);
         Assert.Equal([7L], released);
+    }
+
+    [Fact]
+    public void Extended_a_write_into_allocated_subclusters_of_an_owned_cluster_is_in_place()
+    {
+        var d = DecideExtended(L2Entry.Data(Host, copied: true).ToRaw(), 0b1110, Sc + 5, 2 * Sc);
+        Assert.Equal((ClusterAction.InPlace, Host, ClusterFill.None), (d.Action, d.Host, d.Fill));
+    }
+
+    [Fact]
+    public void Extended_a_write_into_unallocated_subclusters_of_an_owned_cluster_pads_only_their_uncovered_parts()
+    {
+        // Subcluster 1 allocated, 2 zero, 3 unallocated; the write covers [Sc + 5, 3 * Sc + 7).
+        ulong bitmap = 0b10 | (0b100UL << 32);
+        var d = DecideExtended(L2Entry.Data(Host, copied: true).ToRaw(), bitmap, Sc + 5, 2 * Sc + 2);
+        Assert.Equal((ClusterAction.InPlaceAndPublish, Host, ClusterFill.Zeros), (d.Action, d.Host, d.Fill));
+        Assert.Equal((Sc + 5, 4 * Sc), (d.FillFrom, d.FillTo)); // 1 keeps its bytes; 3 is padded to its end
+        Assert.Equal(0b1110UL, d.NewBitmap); // 1..3 allocated, 2 no longer zero
+    }
+
+    [Fact]
+    public void Extended_a_write_into_an_unallocated_cluster_allocates_only_the_subclusters_it_covers()
+    {
+        var d = DecideExtended(0, 0, 3 * Sc + 1, 10);
+        Assert.Equal((ClusterAction.Allocate, ClusterFill.Zeros, 3 * Sc, 4 * Sc, 0UL), (d.Action, d.Fill, d.FillFrom, d.FillTo, d.ReplacedEntry));
+        Assert.Equal(1UL << 3, d.NewBitmap);
+        var aligned = DecideExtended(0, SubclusterBitmap.AllZero, 2 * Sc, 2 * Sc);
+        Assert.Equal(ClusterFill.None, aligned.Fill);
+        Assert.Equal(0b1100UL | (SubclusterBitmap.AllZero & ~(0b1100UL << 32)), aligned.NewBitmap);
+    }
+
+    [Fact]
+    public void Extended_a_shared_cluster_is_copied_from_its_first_to_its_last_subcluster_holding_data()
+    {
+        ulong raw = L2Entry.Data(Host, copied: false).ToRaw();
+        ulong bitmap = (1UL << 4) | (1UL << 9) | (1UL << 20 << 32);
+        var d = DecideExtended(raw, bitmap, 6 * Sc + 3, 100);
+        Assert.Equal((ClusterAction.Allocate, ClusterFill.CopyFrom, Host, raw), (d.Action, d.Fill, d.Source, d.ReplacedEntry));
+        Assert.Equal((4 * Sc, 10 * Sc, (uint)bitmap), (d.FillFrom, d.FillTo, d.SourceAllocated));
+        Assert.Equal(SubclusterBitmap.Range(4, 9) | (1UL << 20 << 32), d.NewBitmap); // the zero subcluster 20 stays zero
+    }
+
+    [Fact]
+    public void Extended_a_compressed_cluster_becomes_a_whole_allocated_cluster()
+    {
+        ulong raw = L2Entry.CompressedFlag | 0x30000;
+        var d = DecideExtended(raw, 0, 100, 10);
+        Assert.Equal((ClusterAction.Allocate, ClusterFill.Inflate, 0, 65536, SubclusterBitmap.AllAllocated),
+            (d.Action, d.Fill, d.FillFrom, d.FillTo, d.NewBitmap));
     }
 
     [Fact]
@@ -148,5 +206,44 @@ public sealed class RefcountTableTests
         Assert.Equal((0, 2 * Cluster), (write.From, write.To));
         Assert.Equal(20 * Cluster, write.Offset);
         Assert.Throws<QcowActors.Actors.Service.ImageException>(() => table.ClustersToCover(QcowLimits.MaxRefcountTableBytes / 8));
+    }
+}
+
+/// <summary>An extended entry and its bitmap are two words: readers without a round trip must never trust a torn pair.</summary>
+public sealed class ExtendedEntryPublicationTests
+{
+    [Fact]
+    public async Task Readers_never_accept_an_entry_with_another_entrys_bitmap()
+    {
+        const int clusterSize = 65536;
+        var state = new L2TableState(0, 1L << 20, clusterSize, new ClockBit(), extended: true) { Dense = new byte[clusterSize] };
+        var published = new PublishedL2Table(state.Dense, null, state.Clock, state.Version);
+        static ulong BitmapFor(ulong entry) => entry * 0x9E37_79B9_7F4A_7C15UL;
+        state.Set(5, 512, new SubclusterBitmap(BitmapFor(512)));
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        long accepted = 0, rejected = 0, torn = 0;
+        var readers = Enumerable.Range(0, 2).Select(_ => Task.Run(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                int seen = published.Version!.BeginRead();
+                ulong entry = published.Get(5);
+                ulong bitmap = published.GetBitmap(5).Raw;
+                if (!published.Version.Unchanged(seen))
+                {
+                    Interlocked.Increment(ref rejected);
+                    continue;
+                }
+                Interlocked.Increment(ref accepted);
+                if (bitmap != BitmapFor(entry)) Interlocked.Increment(ref torn);
+            }
+        })).ToArray();
+        var writer = Task.Run(() =>
+        {
+            for (ulong k = 2; !stop.IsCancellationRequested; k++) state.Set(5, k << 9, new SubclusterBitmap(BitmapFor(k << 9)));
+        });
+        await Task.WhenAll([.. readers, writer]);
+        Assert.Equal(0, torn);
+        Assert.True(accepted > 1000, $"{accepted} reads accepted, {rejected} rejected");
     }
 }

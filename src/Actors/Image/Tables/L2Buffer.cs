@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using QcowActors.Format;
 
 namespace QcowActors.Actors.Image;
 
@@ -31,18 +32,43 @@ internal static class L2Buffer
 }
 
 /// <summary>
+/// The change counter of a table with extended (128-bit) entries, a sequence lock: an entry and
+/// its bitmap are two words, so a reader could see one old and one new. The table's actor (the
+/// only writer) makes the counter odd, writes both words, and makes it even again; a reader that
+/// sees the same even value before and after reading trusts what it read, else it asks the actor.
+/// Every access is volatile, so the reads of the words happen between the two reads of the
+/// counter and the writes between the two writes.
+/// </summary>
+internal sealed class TableVersion
+{
+    private int _value;
+
+    public int BeginRead() => Volatile.Read(ref _value);
+
+    /// <summary>True when nothing changed since <see cref="BeginRead"/> returned <paramref name="seen"/>.</summary>
+    public bool Unchanged(int seen) => (seen & 1) == 0 && Volatile.Read(ref _value) == seen;
+
+    public void BeginWrite() => Volatile.Write(ref _value, _value + 1);
+
+    public void EndWrite() => Volatile.Write(ref _value, _value + 1);
+}
+
+/// <summary>
 /// An L2 table as readers without a round trip see it (<see cref="L2Directory"/>): dense or
 /// compact, and its clock bit. When its owner replaces or drops it, it is retired first; a reader
 /// that mapped from it then checks <see cref="Retired"/> and asks the owner instead, because a
-/// dropped dense table's buffer goes back to the pool and may hold another table next.
+/// dropped dense table's buffer goes back to the pool and may hold another table next. A table of
+/// extended entries is always dense; its readers check <see cref="Version"/> as well.
 /// </summary>
-internal sealed class PublishedL2Table(byte[]? dense, SparseL2Table? sparse, ClockBit clock)
+internal sealed class PublishedL2Table(byte[]? dense, SparseL2Table? sparse, ClockBit clock, TableVersion? version)
 {
     private int _retired;
 
     public byte[]? Dense { get; } = dense;
     public SparseL2Table? Sparse { get; } = sparse;
     public ClockBit Clock { get; } = clock;
+    /// <summary>Set for extended entries only.</summary>
+    public TableVersion? Version { get; } = version;
 
     /// <summary>
     /// Read after the entries: a reader's entry loads are volatile (acquire), so they happen before
@@ -53,5 +79,9 @@ internal sealed class PublishedL2Table(byte[]? dense, SparseL2Table? sparse, Clo
 
     public void Retire() => Interlocked.Exchange(ref _retired, 1);
 
-    public ulong Get(int index) => Dense is { } dense ? L2Buffer.Get(dense, index) : Sparse!.Get(index);
+    /// <summary>The 64-bit entry of slot <paramref name="index"/> (with extended L2, its first word).</summary>
+    public ulong Get(int index) => Dense is { } dense ? L2Buffer.Get(dense, Version is null ? index : 2 * index) : Sparse!.Get(index);
+
+    /// <summary>The subcluster bitmap of slot <paramref name="index"/> (extended L2 only).</summary>
+    public SubclusterBitmap GetBitmap(int index) => new(L2Buffer.Get(Dense!, 2 * index + 1));
 }

@@ -29,7 +29,7 @@ internal sealed class L2Directory
     /// <summary>Makes the state's current table the one readers map with; the one it replaces is retired.</summary>
     internal void Publish(L2TableState state)
     {
-        var published = new PublishedL2Table(state.Dense, state.Dense is null ? state.Sparse : null, state.Clock);
+        var published = new PublishedL2Table(state.Dense, state.Dense is null ? state.Sparse : null, state.Clock, state.Version);
         state.Published?.Retire();
         state.Published = published;
         _tables[state.L1Index] = published;
@@ -63,8 +63,16 @@ internal sealed class L2Directory
         if (!_tables.TryGetValue(i, out var table)) return null;
         table.Clock.Touch();
         var runs = new List<MappedRun>();
-        MapEntries(table, Layout, offset, length, runs);
-        return table.Retired ? null : runs;
+        int version = table.Version?.BeginRead() ?? 0;
+        try
+        {
+            MapEntries(table, Layout, offset, length, runs);
+        }
+        catch (ImageException) when (table.Version?.Unchanged(version) == false || table.Retired)
+        {
+            return null; // a torn read of an entry and its bitmap: the actor maps it again
+        }
+        return table.Retired || table.Version?.Unchanged(version) == false ? null : runs;
     }
 
     /// <summary>
@@ -83,16 +91,18 @@ internal sealed class L2Directory
         long end = offset + length;
         int first = Layout.L2Index(offset), last = Layout.L2Index(end - 1);
         var clusters = new ClusterWrite[last - first + 1];
+        int version = table.Version?.BeginRead() ?? 0;
         for (int s = first; s <= last; s++)
         {
             long clusterStart = tableStart + (long)s * cs;
             long from = Math.Max(offset, clusterStart);
             int len = (int)(Math.Min(end, clusterStart + cs) - from);
-            var d = WriteDecision.Decide(table.Get(s), len == cs);
+            var bitmap = table.Version is null ? default : table.GetBitmap(s);
+            var d = WriteDecision.Decide(table.Get(s), bitmap, (int)(from - clusterStart), len, Layout);
             if (d.Action != ClusterAction.InPlace) return null;
-            clusters[s - first] = new ClusterWrite(from, len, d.Host, (int)(from - clusterStart), ClusterFill.None, 0);
+            clusters[s - first] = d.ToWrite(from, len, (int)(from - clusterStart));
         }
-        if (table.Retired) return null;
+        if (table.Retired || table.Version?.Unchanged(version) == false) return null;
         foreach (var c in clusters) WriteDecision.CheckTarget(fences, c.HostCluster, c.VirtualOffset, Layout.ClusterBits);
         return new WritePlan(0, i, clusters);
     }
@@ -104,8 +114,9 @@ internal sealed class L2Directory
         if (IsUnallocated(i)) return [new ExtentRun(start, Layout.L2Coverage, ExtentKind.Zero)];
         if (!_tables.TryGetValue(i, out var table)) return null;
         table.Clock.Touch();
+        int version = table.Version?.BeginRead() ?? 0;
         var runs = ExtentsOf(table, Layout, start);
-        return table.Retired ? null : runs;
+        return table.Retired || table.Version?.Unchanged(version) == false ? null : runs;
     }
 
     private static ExtentKind KindOf(ulong raw)
@@ -141,7 +152,24 @@ internal sealed class L2Directory
             return runs;
         }
         for (int i = 0; i < layout.L2Entries; i++)
-            AddRun(runs, tableStart + i * cs, cs, KindOf(table.Get(i)));
+        {
+            ulong raw = table.Get(i);
+            if (table.Version is null || L2Entry.From(raw).IsCompressed)
+            {
+                AddRun(runs, tableStart + i * cs, cs, KindOf(raw));
+                continue;
+            }
+            // Extended L2: allocated subclusters are data; zero and unallocated ones read as zeros.
+            uint allocated = table.GetBitmap(i).Allocated;
+            if (allocated is 0 or uint.MaxValue)
+            {
+                AddRun(runs, tableStart + i * cs, cs, allocated == 0 ? ExtentKind.Zero : ExtentKind.Data);
+                continue;
+            }
+            int sc = layout.SubclusterSize;
+            for (int k = 0; k < ClusterLayout.Subclusters; k++)
+                AddRun(runs, tableStart + i * cs + k * sc, sc, (allocated & (1u << k)) != 0 ? ExtentKind.Data : ExtentKind.Zero);
+        }
         return runs;
     }
 
@@ -162,18 +190,45 @@ internal sealed class L2Directory
                 runs.Add(new MappedRun(from, len, from - clusterStart, e.Raw));
                 continue;
             }
-            long host = e.IsData ? e.HostOffset + (from - clusterStart) : -1;
-            if (runs.Count > 0)
+            if (entries.Version is not null)
             {
-                var prev = runs[^1];
-                bool joins = !prev.IsCompressed && (host < 0 ? prev.IsZero : !prev.IsZero && prev.HostOffset + prev.Length == host);
-                if (joins)
-                {
-                    runs[^1] = prev with { Length = prev.Length + len };
-                    continue;
-                }
+                MapSubclusters(e, entries.GetBitmap(i), layout, clusterStart, from, len, runs);
+                continue;
             }
-            runs.Add(new MappedRun(from, len, host));
+            AddMapped(runs, from, len, e.IsData ? e.HostOffset + (from - clusterStart) : -1);
         }
+    }
+
+    /// <summary>One extended entry's part of the range, subcluster by subcluster (runs of equal kind merged).</summary>
+    private static void MapSubclusters(L2Entry e, SubclusterBitmap bitmap, ClusterLayout layout, long clusterStart, long from, long len, List<MappedRun> runs)
+    {
+        if (bitmap.Problem(e.HostOffset) is { } problem)
+            throw new ImageException(ImageError.Unsupported,
+                $"the extended L2 entry of virtual offset {clusterStart} is invalid: {problem}; repair the image with qemu-img check -r all", "corrupt");
+        int sc = layout.SubclusterSize;
+        long end = from + len;
+        for (long o = from; o < end;)
+        {
+            int k = (int)((o - clusterStart) / sc);
+            long n = Math.Min(end, clusterStart + (long)(k + 1) * sc) - o;
+            AddMapped(runs, o, n, bitmap.IsAllocated(k) ? e.HostOffset + (o - clusterStart) : -1);
+            o += n;
+        }
+    }
+
+    /// <summary>Appends a data (host ≥ 0) or zero (-1) run, merged with the previous one when it continues it.</summary>
+    private static void AddMapped(List<MappedRun> runs, long from, long len, long host)
+    {
+        if (runs.Count > 0)
+        {
+            var prev = runs[^1];
+            bool joins = !prev.IsCompressed && (host < 0 ? prev.IsZero : !prev.IsZero && prev.HostOffset + prev.Length == host);
+            if (joins)
+            {
+                runs[^1] = prev with { Length = prev.Length + len };
+                return;
+            }
+        }
+        runs.Add(new MappedRun(from, len, host));
     }
 }

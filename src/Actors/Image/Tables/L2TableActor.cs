@@ -72,7 +72,8 @@ internal sealed class L2TableActor : UntypedActor, IWithStash, IWithTimers
             _budget.Recycle(buffer);
             throw;
         }
-        if (SparseL2Table.TryFrom(buffer, _layout.L2Entries) is { } sparse)
+        // Extended entries stay dense: their readers check one sequence lock over the buffer.
+        if (!_layout.ExtendedL2 && SparseL2Table.TryFrom(buffer, _layout.L2Entries) is { } sparse)
         {
             _budget.Recycle(buffer);
             return sparse;
@@ -212,7 +213,14 @@ internal sealed class L2TableActor : UntypedActor, IWithStash, IWithTimers
     private object Map(MapRange m)
     {
         var runs = new List<MappedRun>();
-        L2Directory.MapEntries(_state.Published!, _layout, m.Offset, m.Length, runs);
+        try
+        {
+            L2Directory.MapEntries(_state.Published!, _layout, m.Offset, m.Length, runs);
+        }
+        catch (ImageException e)
+        {
+            return new Status.Failure(e);
+        }
         return new RangeMapping(runs);
     }
 
@@ -248,24 +256,22 @@ internal sealed class L2TableActor : UntypedActor, IWithStash, IWithTimers
                 int len = (int)(Math.Min(end, clusterStart + cs) - from);
                 int inCluster = (int)(from - clusterStart);
                 int slot = i - first;
-                var d = WriteDecision.Decide(_state.Get(i), len == cs);
+                var d = WriteDecision.Decide(_state.Get(i), _state.Extended ? _state.GetBitmap(i) : default, inCluster, len, _layout);
+                clusters[slot] = d.ToWrite(from, len, inCluster);
                 switch (d.Action)
                 {
                     case ClusterAction.InPlace:
                         WriteDecision.CheckTarget(_fences, d.Host, from, _layout.ClusterBits);
-                        clusters[slot] = new ClusterWrite(from, len, d.Host, inCluster, ClusterFill.None, 0);
                         continue;
-                    case ClusterAction.ReuseZeroCluster:
+                    case ClusterAction.InPlaceAndPublish:
                         WriteDecision.CheckTarget(_fences, d.Host, from, _layout.ClusterBits);
                         plan ??= new PendingPlan(replyTo, clusters);
-                        clusters[slot] = new ClusterWrite(from, len, d.Host, inCluster, d.Fill, 0);
-                        plan.Publish.Add((i, slot));
+                        plan.Publish.Add((i, slot, d.NewBitmap));
                         continue;
                     default:
                         plan ??= new PendingPlan(replyTo, clusters);
-                        clusters[slot] = new ClusterWrite(from, len, 0, inCluster, d.Fill, d.Source);
                         plan.NeedHost.Add((slot, i));
-                        plan.Publish.Add((i, slot));
+                        plan.Publish.Add((i, slot, d.NewBitmap));
                         WriteDecision.AddReferencedClusters(d.ReplacedEntry, _layout.ClusterBits, plan.Replaced);
                         continue;
                 }
@@ -287,7 +293,7 @@ internal sealed class L2TableActor : UntypedActor, IWithStash, IWithTimers
         _state.Plans[id] = plan;
         // A plan whose writer vanished (ask timed out) must not hold its clusters forever.
         Timers.StartSingleTimer(id, new ExpirePlan(id), PlanLifetime);
-        foreach (var (l2Index, _) in plan.Publish) _state.InFlight[l2Index] = id;
+        foreach (var (l2Index, _, _) in plan.Publish) _state.InFlight[l2Index] = id;
         if (plan.NeedHost.Count == 0)
         {
             plan.HostsAssigned = true;
@@ -332,8 +338,12 @@ internal sealed class L2TableActor : UntypedActor, IWithStash, IWithTimers
         }
         Changed(() =>
         {
-            foreach (var (l2Index, slot) in plan.Publish)
-                _state.Set(l2Index, L2Entry.Data(plan.Clusters[slot].HostCluster, copied: true).ToRaw());
+            foreach (var (l2Index, slot, bitmap) in plan.Publish)
+            {
+                ulong entry = L2Entry.Data(plan.Clusters[slot].HostCluster, copied: true).ToRaw();
+                if (_state.Extended) _state.Set(l2Index, entry, new SubclusterBitmap(bitmap));
+                else _state.Set(l2Index, entry);
+            }
         });
         Timers.Cancel(c.PlanId);
         if (plan.Replaced.Count > 0) Context.Parent.Tell(new ReleaseClusters([.. plan.Replaced]));
@@ -358,7 +368,7 @@ internal sealed class L2TableActor : UntypedActor, IWithStash, IWithTimers
 
     private void Finish(long planId, PendingPlan plan)
     {
-        foreach (var (l2Index, _) in plan.Publish)
+        foreach (var (l2Index, _, _) in plan.Publish)
             if (_state.InFlight.TryGetValue(l2Index, out long owner) && owner == planId)
                 _state.InFlight.Remove(l2Index);
         _state.Plans.Remove(planId);
@@ -400,12 +410,28 @@ internal sealed class L2TableActor : UntypedActor, IWithStash, IWithTimers
             for (int i = first; i <= last; i++)
             {
                 ulong raw = _state.Get(i);
+                if (_state.Extended)
+                {
+                    var (entry, bitmap) = ZeroedExtendedEntry(raw, released);
+                    if (entry != raw || bitmap.Raw != _state.GetBitmap(i).Raw) _state.Set(i, entry, bitmap);
+                    continue;
+                }
                 ulong next = ZeroedEntry(raw, released);
                 if (next != raw) _state.Set(i, next); // readers map without a round trip (L2Directory)
             }
         });
         if (released.Count > 0) Context.Parent.Tell(new ReleaseClusters([.. released]));
         replyTo.Tell(new ZeroDone());
+    }
+
+    /// <summary>Extended L2 has no zero flag: every subcluster is marked zero; an owned host cluster stays preallocated.</summary>
+    private (ulong Entry, SubclusterBitmap Bitmap) ZeroedExtendedEntry(ulong raw, List<long> released)
+    {
+        var e = L2Entry.From(raw);
+        var zero = new SubclusterBitmap(SubclusterBitmap.AllZero);
+        if (!e.IsCompressed && e.HostOffset != 0 && e.Copied) return (L2Entry.Data(e.HostOffset, copied: true).ToRaw(), zero);
+        WriteDecision.AddReferencedClusters(raw, _layout.ClusterBits, released);
+        return (0, zero);
     }
 
     private ulong ZeroedEntry(ulong raw, List<long> released)

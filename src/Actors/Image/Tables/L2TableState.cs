@@ -1,4 +1,5 @@
 using Akka.Actor;
+using QcowActors.Format;
 
 namespace QcowActors.Actors.Image;
 
@@ -72,8 +73,12 @@ internal abstract class WritableState(int clusterSize)
 /// incarnation of its <see cref="L2TableActor"/>, so a restarted actor resumes the same table:
 /// committed (acknowledged) entries and dirty state are never lost with the actor.
 /// </summary>
-internal sealed class L2TableState(long l1Index, long hostOffset, int clusterSize, ClockBit clock) : WritableState(clusterSize)
+internal sealed class L2TableState(long l1Index, long hostOffset, int clusterSize, ClockBit clock, bool extended) : WritableState(clusterSize)
 {
+    /// <summary>Extended L2 entries (entry + bitmap); such a table is always dense.</summary>
+    public bool Extended { get; } = extended;
+    /// <summary>The sequence lock readers of extended entries check; null for standard entries.</summary>
+    public TableVersion? Version { get; } = extended ? new TableVersion() : null;
     public long L1Index { get; } = l1Index;
     /// <summary>Where the table lives in the file (changes when a shared table is copied).</summary>
     public long HostOffset { get; set; } = hostOffset;
@@ -96,13 +101,27 @@ internal sealed class L2TableState(long l1Index, long hostOffset, int clusterSiz
     /// <summary>Nothing in flight or waiting: the table may be dropped once clean.</summary>
     public bool Idle => Plans.Count == 0 && Waiting.Count == 0 && InFlight.Count == 0;
 
-    public ulong Get(int index) => Dense is { } dense ? L2Buffer.Get(dense, index) : Sparse!.Get(index);
+    public ulong Get(int index) => Dense is { } dense ? L2Buffer.Get(dense, Extended ? 2 * index : index) : Sparse!.Get(index);
 
-    /// <summary>Changes one entry (the table is dense) and marks its bytes dirty.</summary>
+    /// <summary>The subcluster bitmap of an extended entry.</summary>
+    public SubclusterBitmap GetBitmap(int index) => new(L2Buffer.Get(Dense!, 2 * index + 1));
+
+    /// <summary>Changes one standard entry (the table is dense) and marks its bytes dirty.</summary>
     public void Set(int index, ulong entry)
     {
+        if (Extended) throw new InvalidOperationException("an extended entry is set with its bitmap");
         L2Buffer.Set(Dense!, index, entry);
         MarkDirty(index * 8, index * 8 + 8);
+    }
+
+    /// <summary>Changes one extended entry and its bitmap as one (readers check <see cref="Version"/>).</summary>
+    public void Set(int index, ulong entry, SubclusterBitmap bitmap)
+    {
+        Version!.BeginWrite();
+        L2Buffer.Set(Dense!, 2 * index, entry);
+        L2Buffer.Set(Dense!, 2 * index + 1, bitmap.Raw);
+        Version.EndWrite();
+        MarkDirty(index * 16, index * 16 + 16);
     }
 }
 
@@ -113,8 +132,8 @@ internal sealed class PendingPlan(IActorRef replyTo, ClusterWrite[] clusters)
     public ClusterWrite[] Clusters { get; } = clusters;
     /// <summary>(index into Clusters, L2 index) of clusters that need a new host cluster.</summary>
     public List<(int Slot, int L2Index)> NeedHost { get; } = [];
-    /// <summary>(L2 index, slot) of every cluster this plan publishes.</summary>
-    public List<(int L2Index, int Slot)> Publish { get; } = [];
+    /// <summary>(L2 index, slot, extended bitmap) of every cluster this plan publishes.</summary>
+    public List<(int L2Index, int Slot, ulong Bitmap)> Publish { get; } = [];
     /// <summary>Host clusters whose reference the published entries replace.</summary>
     public List<long> Replaced { get; } = [];
     public bool HostsAssigned { get; set; }

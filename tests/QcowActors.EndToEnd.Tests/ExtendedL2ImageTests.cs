@@ -1,0 +1,77 @@
+using QcowActors.Testing;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace QcowActors.EndToEnd.Tests;
+
+/// <summary>
+/// Images with extended L2 entries (`extended_l2=on`: 32 subclusters per cluster, each allocated,
+/// zero or unallocated on its own): read as QEMU reads them, and written as QEMU writes them, a
+/// partial write touching only the subclusters it covers.
+/// </summary>
+public sealed class ExtendedL2ImageTests(ServerFixture fixture, ITestOutputHelper output) : IClassFixture<ServerFixture>, IDisposable
+{
+    private const int MiB = 1024 * 1024;
+
+    private readonly TempDirectory _scratch = new("e2e-extended-l2");
+
+    public void Dispose() => _scratch.Dispose();
+
+    [Theory]
+    [InlineData(65536)]
+    [InlineData(2 * MiB)]
+    public async Task An_extended_l2_image_reads_as_qemu_reads_it_and_takes_random_writes_cleanly(int clusterSize)
+    {
+        string name = $"ext-{clusterSize}";
+        int sc = clusterSize / 32;
+        long size = clusterSize >= MiB ? 96L * MiB : 24L * MiB;
+        string path = fixture.Server.ImagePath(name);
+        Qemu.Create(path, size, "-o", $"extended_l2=on,cluster_size={clusterSize}");
+        var rng = TestSeed.Create(output, 4242 + clusterSize % 1000, name);
+        // Subcluster-sized and unaligned writes by QEMU, and zeroed subclusters inside allocated clusters.
+        var commands = new List<string>();
+        for (int i = 0; i < 60; i++)
+        {
+            long at = rng.NextInt64(0, size / sc - 4) * sc + (i % 3 == 0 ? rng.Next(sc) : 0);
+            int length = i % 4 == 0 ? sc : rng.Next(1, 3 * sc);
+            commands.Add($"write -P 0x{0x20 + i % 200:x2} {at} {length}");
+        }
+        for (int i = 0; i < 10; i++) commands.Add($"write -z {rng.NextInt64(0, size / sc - 2) * sc} {sc}");
+        Qemu.IoCommands(path, commands);
+        Assert.True(Qemu.Check(path).IsClean);
+
+        string reference = _scratch.File($"{name}-qemu.raw");
+        Qemu.ConvertToRaw(path, reference);
+        using var model = DiskModel.FromRawFile(reference);
+        var api = fixture.Server.Api;
+        await DiskAssert.ServedDiskMatchesAsync(api, name, model);
+
+        var ops = RandomWorkload.Writes(rng, size, 200, clusterSize, maxLength: 3 * MiB);
+        await InteropWriteTests.ApplyAsync(api, name, model, ops, rng, flushEvery: 30);
+        await api.ZeroAsync(name, 5L * clusterSize + sc, 3L * clusterSize, flush: true);
+        model.Write(5L * clusterSize + sc, new byte[3 * clusterSize]);
+        await api.FlushAsync(name);
+        await DiskAssert.ServedDiskMatchesAsync(api, name, model);
+        DiskAssert.CheckIsClean(path);
+        DiskAssert.FileMatchesModel(path, model, _scratch);
+    }
+
+    [Fact]
+    public async Task A_small_write_into_an_empty_cluster_allocates_only_its_subclusters()
+    {
+        const string name = "ext-small";
+        const int cluster = 65536, sc = cluster / 32;
+        string path = fixture.Server.ImagePath(name);
+        Qemu.Create(path, 16L * MiB, "-o", $"extended_l2=on,cluster_size={cluster}");
+        var api = fixture.Server.Api;
+        // 100 bytes inside subcluster 5 of cluster 3, then 10 bytes across the edge of subclusters 9 and 10.
+        await api.PutAsync(name, 3L * cluster + 5 * sc + 30, Enumerable.Repeat((byte)0xab, 100).ToArray());
+        await api.PutAsync(name, 3L * cluster + 10 * sc - 4, Enumerable.Repeat((byte)0xcd, 10).ToArray());
+
+        var data = Qemu.Map(path).Where(e => e.Data).Select(e => (e.Start, e.Length)).ToList();
+        Assert.Equal([(3L * cluster + 5 * sc, (long)sc), (3L * cluster + 9 * sc, 2L * sc)], data);
+        var back = await api.GetRangeAsync(name, 3L * cluster, cluster);
+        Assert.Equal(110, back.Count(b => b != 0));
+        DiskAssert.CheckIsClean(path);
+    }
+}
