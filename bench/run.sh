@@ -34,7 +34,7 @@ BENCH_SPARSE_WRITTEN=${BENCH_SPARSE_WRITTEN:-$d_sparse_written}  # data scattere
 BENCH_MULTI_COUNTS=${BENCH_MULTI_COUNTS:-1 100 1000}    # images open at once (phase 7)
 BENCH_MULTI_IMAGE_SIZE=${BENCH_MULTI_IMAGE_SIZE:-4M}    # each of those images, fully allocated
 BENCH_STRIDED_COUNT=${BENCH_STRIDED_COUNT:-32768}       # writes of the strided-write comparison
-BENCH_PHASES=${BENCH_PHASES:-seqread randread compare upload randput strided scale multi compressed}
+BENCH_PHASES=${BENCH_PHASES:-seqread randread compare upload randput strided scale multi compressed subclusters}
 BENCH_WORK_ROOT=${BENCH_WORK_ROOT:-$BENCH_DIR/work}     # big temporary files go here
 BENCH_KEEP=${BENCH_KEEP:-0}                             # 1: keep the work directory
 BENCH_NO_BUILD=${BENCH_NO_BUILD:-0}                     # 1: use the server dll as it is
@@ -792,6 +792,30 @@ phase_compressed() {
         add_row "random 4 KiB GET, $type-compressed" req/s "$a" "$plain" "our GET, uncompressed" "$(ratio_of "$a" "$plain")" "" "" "" "${rps[*]}" ""
     done
     record_rss "compressed images"
+    stop_server
+}
+
+# ---------------------------------------------------------------------------------------------
+# Phase 9: random GETs on an extended-L2 image (subclusters) against the same disk with standard entries
+# ---------------------------------------------------------------------------------------------
+
+phase_subclusters() {
+    section "9. random 4 KiB GETs, extended L2 entries vs standard (same 1 disk, wrk -d$BENCH_WRK_DURATION)"
+    [[ -f $STORE/bench-ext.qcow2 ]] ||
+        qemu-img convert -f raw -O qcow2 -o extended_l2=on "$WORK/disk.raw" "$STORE/bench-ext.qcow2"
+    start_server subclusters
+    wrk_run "$BENCH_WRK_WARMUP" random-range.lua "$OURS/images/bench-ext/data" "size=$SIZE" >/dev/null
+    wrk_run "$BENCH_WRK_WARMUP" random-range.lua "$OURS/images/bench/data" "size=$SIZE" >/dev/null
+    local ext=() std=() i r rps p50 p99 a b
+    for ((i = 1; i <= BENCH_RUNS; i++)); do
+        r=$(wrk_run "$BENCH_WRK_DURATION" random-range.lua "$OURS/images/bench-ext/data" "size=$SIZE")
+        [[ -n $r ]] && { read -r rps p50 p99 <<<"$r"; ext+=("$rps"); log "  run $i/$BENCH_RUNS  extended L2 $rps req/s  p99 $p99 ms"; }
+        r=$(wrk_run "$BENCH_WRK_DURATION" random-range.lua "$OURS/images/bench/data" "size=$SIZE")
+        [[ -n $r ]] && { read -r rps p50 p99 <<<"$r"; std+=("$rps"); log "  run $i/$BENCH_RUNS  standard    $rps req/s  p99 $p99 ms"; }
+    done
+    a=$(median "${ext[@]}") b=$(median "${std[@]}")
+    add_row "random 4 KiB GET, extended L2" req/s "$a" "$b" "same disk, standard L2" "$(ratio_of "$a" "$b")" ">=" 0.9 ">= 0.9x standard entries" "${ext[*]}" "${std[*]}"
+    record_rss "extended L2"
     stop_server
 }
 

@@ -57,6 +57,92 @@ public sealed class ExtendedL2ImageTests(ServerFixture fixture, ITestOutputHelpe
     }
 
     [Fact]
+    public async Task Writes_into_clusters_shared_with_a_snapshot_copy_them_and_leave_the_snapshot_unchanged()
+    {
+        const string name = "ext-snap";
+        const int cluster = 65536, sc = cluster / 32;
+        const long size = 16L * MiB;
+        string path = fixture.Server.ImagePath(name);
+        Qemu.Create(path, size, "-o", $"extended_l2=on,cluster_size={cluster}");
+        // Clusters with a few allocated and zero subclusters each, then a snapshot shares them all.
+        Qemu.IoCommands(path, Enumerable.Range(0, 40).SelectMany(i => new[]
+        {
+            $"write -P 0x{0x40 + i:x2} {i * 5L * cluster / 2 + (i % 7) * sc} {sc * (1 + i % 3)}",
+            $"write -z {i * 5L * cluster / 2 + 20 * sc} {sc}",
+        }));
+        Qemu.Snapshot(path, "s1");
+        string before = _scratch.File($"{name}-before.raw");
+        Qemu.ConvertToRaw(path, before);
+        using var model = DiskModel.FromRawFile(before);
+
+        var rng = TestSeed.Create(output, 9090, name);
+        for (int pass = 0; pass < 2; pass++)
+        {
+            var ops = RandomWorkload.Writes(rng, size, 120, cluster, maxLength: 200 * 1024);
+            await InteropWriteTests.ApplyAsync(fixture.Server.Api, name, model, ops, rng, flushEvery: 40);
+        }
+        await fixture.Server.Api.FlushAsync(name);
+
+        string snapshot = _scratch.File($"{name}-s1.raw");
+        Qemu.ConvertToRaw(path, snapshot, "s1");
+        Assert.True(Qemu.Compare(before, snapshot, "-f", "raw", "-F", "raw").Identical, "snapshot s1 changed");
+        DiskAssert.CheckIsClean(path);
+        DiskAssert.FileMatchesModel(path, model, _scratch);
+    }
+
+    [Fact]
+    public async Task A_compressed_image_with_extended_l2_entries_reads_and_takes_writes()
+    {
+        const string name = "ext-compressed";
+        const int cluster = 65536;
+        string source = _scratch.File("ext-compressed.raw");
+        var rng = TestSeed.Create(output, 5151, name);
+        CompressedImageTests.WriteMixedDisk(source, 8L * MiB, cluster, rng);
+        string path = fixture.Server.ImagePath(name);
+        ProcessRunner.RunChecked(Qemu.QemuImg, ["convert", "-c", "-f", "raw", "-O", "qcow2", "-o", "extended_l2=on,compression_type=zstd", source, path]);
+        Assert.Contains(Qemu.Map(path), e => e.Data && e.Offset is null);
+        string reference = _scratch.File("ext-compressed-qemu.raw");
+        Qemu.ConvertToRaw(path, reference);
+        using var model = DiskModel.FromRawFile(reference);
+        var api = fixture.Server.Api;
+        await DiskAssert.ServedDiskMatchesAsync(api, name, model);
+        var ops = RandomWorkload.Writes(rng, 8L * MiB, 120, cluster, maxLength: MiB);
+        await InteropWriteTests.ApplyAsync(api, name, model, ops, rng, flushEvery: 30);
+        await api.FlushAsync(name);
+        DiskAssert.CheckIsClean(path);
+        DiskAssert.FileMatchesModel(path, model, _scratch);
+    }
+
+    [Fact]
+    public async Task An_entry_whose_bitmap_marks_a_subcluster_both_allocated_and_zero_is_refused_clearly()
+    {
+        const string name = "ext-bad-bitmap";
+        const int cluster = 65536;
+        string path = fixture.Server.ImagePath(name);
+        Qemu.Create(path, 4L * MiB, "-o", $"extended_l2=on,cluster_size={cluster}");
+        Qemu.Io(path, "-c", $"write -P 0x11 {cluster} {cluster}");
+        // Cluster 1's bitmap: every subcluster allocated, and subcluster 0 zero as well.
+        using (var file = new FileStream(path, FileMode.Open, FileAccess.ReadWrite))
+        {
+            var word = new byte[8];
+            file.Position = 40;
+            file.ReadExactly(word);
+            file.Position = (long)System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(word);
+            file.ReadExactly(word);
+            long l2 = (long)(System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(word) & 0x00FF_FFFF_FFFF_FE00UL);
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(word, 0x0000_0001_FFFF_FFFFUL);
+            file.Position = l2 + 16 + 8;
+            file.Write(word);
+        }
+        using var request = new HttpRequestMessage(HttpMethod.Get, fixture.Server.DataUrl(name));
+        request.Headers.Range = new System.Net.Http.Headers.RangeHeaderValue(cluster, cluster + 4095);
+        using var response = await fixture.Server.Client.SendAsync(request);
+        Assert.Equal(422, (int)response.StatusCode);
+        Assert.Contains("both allocated and zero", await response.Content.ReadAsStringAsync());
+        Assert.Equal(new byte[4096], await fixture.Server.Api.GetRangeAsync(name, 2L * cluster, 4096)); // the rest still reads
+    }
+
+    [Fact]
     public async Task A_small_write_into_an_empty_cluster_allocates_only_its_subclusters()
     {
         const string name = "ext-small";
