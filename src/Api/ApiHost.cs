@@ -142,6 +142,7 @@ internal static class ApiHost
         app.MapDiskRead();
         app.MapDiskWrite();
         app.MapImageio();
+        app.MapSnapshots();
         app.MapHealth();
         app.MapDiagnostics();
         BootstrapEndpoint.Map(app);

@@ -3,8 +3,22 @@ using System.Text;
 
 namespace QcowActors.Format;
 
-/// <summary>One internal snapshot's table entry (only what the engine needs for refcounts).</summary>
-public sealed record SnapshotEntry(string Id, string Name, long L1TableOffset, uint L1Size, long DiskSize);
+/// <summary>
+/// One internal snapshot's table entry. The positional part is what the engine needs for refcounts;
+/// the rest is kept so a rewritten table says what the old one said (QEMU keeps unknown extra data too).
+/// </summary>
+public sealed record SnapshotEntry(string Id, string Name, long L1TableOffset, uint L1Size, long DiskSize)
+{
+    public uint DateSeconds { get; init; }
+    public uint DateNanoseconds { get; init; }
+    public ulong VmClockNanoseconds { get; init; }
+    /// <summary>vm_state_size_large when the extra data has it, else the 32-bit field.</summary>
+    public ulong VmStateSize { get; init; }
+    /// <summary>Instruction count (extra data bytes 16..23); ulong.MaxValue = none, as QEMU writes it without record/replay.</summary>
+    public ulong Icount { get; init; } = ulong.MaxValue;
+    /// <summary>Extra data past the 24 bytes this build knows, byte for byte.</summary>
+    public byte[] UnknownExtra { get; init; } = Array.Empty<byte>();
+}
 
 /// <summary>Parses the snapshot table (variable-length entries padded to 8 bytes).</summary>
 public static class SnapshotTable
@@ -14,10 +28,17 @@ public static class SnapshotTable
     private const int L1SizeOffset = 8;
     private const int IdStrSizeOffset = 12;
     private const int NameSizeOffset = 14;
+    private const int DateSecondsOffset = 16;
+    private const int DateNanosecondsOffset = 20;
+    private const int VmClockOffset = 24;
+    private const int VmStateSizeOffset = 32;
     private const int ExtraDataSizeOffset = 36;
     private const int FixedBytes = 40;
-    // Extra data: u64 vm_state_size_large, then u64 disk_size; v3 requires both.
+    // Extra data: u64 vm_state_size_large, then u64 disk_size (v3 requires both), then u64 icount.
     private const int ExtraDiskSizeOffset = 8;
+    private const int ExtraIcountOffset = 16;
+    /// <summary>What QEMU (5.0 and later) writes for every snapshot: the three known fields.</summary>
+    public const int KnownExtraBytes = 24;
     private const int V3MinExtraBytes = 16;
     private const int L1EntryBytes = 8;
     private const string Field = "snapshots_offset";
@@ -76,10 +97,71 @@ public static class SnapshotTable
                 throw Invalid($"snapshot {index} has disk size {size}, above 2^63-1");
             diskSize = (long)size;
         }
+        ulong vmState = BinaryPrimitives.ReadUInt32BigEndian(bytes[VmStateSizeOffset..]);
+        if (extraSize >= 8) vmState = BinaryPrimitives.ReadUInt64BigEndian(extra);
+        ulong icount = extraSize >= KnownExtraBytes ? BinaryPrimitives.ReadUInt64BigEndian(extra[ExtraIcountOffset..]) : ulong.MaxValue;
+        byte[] unknown = extraSize > KnownExtraBytes ? extra[KnownExtraBytes..].ToArray() : Array.Empty<byte>();
         int idStart = FixedBytes + (int)extraSize;
         string id = Decode(bytes.Slice(idStart, idSize), index, "id");
         string name = Decode(bytes.Slice(idStart + idSize, nameSize), index, "name");
-        return (new SnapshotEntry(id, name, (long)l1Offset, l1Size, diskSize), idStart + idSize + nameSize);
+        var entry = new SnapshotEntry(id, name, (long)l1Offset, l1Size, diskSize)
+        {
+            DateSeconds = BinaryPrimitives.ReadUInt32BigEndian(bytes[DateSecondsOffset..]),
+            DateNanoseconds = BinaryPrimitives.ReadUInt32BigEndian(bytes[DateNanosecondsOffset..]),
+            VmClockNanoseconds = BinaryPrimitives.ReadUInt64BigEndian(bytes[VmClockOffset..]),
+            VmStateSize = vmState,
+            Icount = icount,
+            UnknownExtra = unknown,
+        };
+        return (entry, idStart + idSize + nameSize);
+    }
+
+    /// <summary>
+    /// The table as QEMU (5.0 and later) writes it: every entry 8-aligned, 24 bytes of known extra
+    /// data (vm_state_size_large, disk_size, icount) followed by any unknown extra data kept from the
+    /// old table, the 32-bit vm_state_size capped; no padding after the last entry. An entry that did
+    /// not record its disk size (old v2) gets <paramref name="defaultDiskSize"/>, as QEMU fills it in on read.
+    /// </summary>
+    public static byte[] Serialize(IReadOnlyList<SnapshotEntry> entries, long defaultDiskSize)
+    {
+        int length = 0;
+        foreach (var e in entries) length = HeaderFields.AlignUp(length) + EntryLength(e);
+        var table = new byte[length];
+        int offset = 0;
+        foreach (var e in entries)
+        {
+            offset = HeaderFields.AlignUp(offset);
+            offset += WriteEntry(table.AsSpan(offset), e, defaultDiskSize);
+        }
+        return table;
+    }
+
+    private static int EntryLength(SnapshotEntry e)
+        => FixedBytes + KnownExtraBytes + e.UnknownExtra.Length + Encoding.UTF8.GetByteCount(e.Id) + Encoding.UTF8.GetByteCount(e.Name);
+
+    private static int WriteEntry(Span<byte> b, SnapshotEntry e, long defaultDiskSize)
+    {
+        byte[] id = Encoding.UTF8.GetBytes(e.Id), name = Encoding.UTF8.GetBytes(e.Name);
+        if (id.Length > ushort.MaxValue || name.Length > ushort.MaxValue)
+            throw new ArgumentException("a snapshot id or name is longer than 65535 bytes");
+        int extraSize = KnownExtraBytes + e.UnknownExtra.Length;
+        BinaryPrimitives.WriteUInt64BigEndian(b[L1TableOffsetOffset..], (ulong)e.L1TableOffset);
+        BinaryPrimitives.WriteUInt32BigEndian(b[L1SizeOffset..], e.L1Size);
+        BinaryPrimitives.WriteUInt16BigEndian(b[IdStrSizeOffset..], (ushort)id.Length);
+        BinaryPrimitives.WriteUInt16BigEndian(b[NameSizeOffset..], (ushort)name.Length);
+        BinaryPrimitives.WriteUInt32BigEndian(b[DateSecondsOffset..], e.DateSeconds);
+        BinaryPrimitives.WriteUInt32BigEndian(b[DateNanosecondsOffset..], e.DateNanoseconds);
+        BinaryPrimitives.WriteUInt64BigEndian(b[VmClockOffset..], e.VmClockNanoseconds);
+        BinaryPrimitives.WriteUInt32BigEndian(b[VmStateSizeOffset..], (uint)Math.Min(e.VmStateSize, uint.MaxValue));
+        BinaryPrimitives.WriteUInt32BigEndian(b[ExtraDataSizeOffset..], (uint)extraSize);
+        var extra = b.Slice(FixedBytes, extraSize);
+        BinaryPrimitives.WriteUInt64BigEndian(extra, e.VmStateSize);
+        BinaryPrimitives.WriteUInt64BigEndian(extra[ExtraDiskSizeOffset..], (ulong)(e.DiskSize >= 0 ? e.DiskSize : defaultDiskSize));
+        BinaryPrimitives.WriteUInt64BigEndian(extra[ExtraIcountOffset..], e.Icount);
+        e.UnknownExtra.CopyTo(extra[KnownExtraBytes..]);
+        id.CopyTo(b[(FixedBytes + extraSize)..]);
+        name.CopyTo(b[(FixedBytes + extraSize + id.Length)..]);
+        return FixedBytes + extraSize + id.Length + name.Length;
     }
 
     private static string Decode(ReadOnlySpan<byte> bytes, uint index, string what)

@@ -28,6 +28,8 @@ public sealed class ImageHandle
         CompressionType = header.CompressionType;
         Backing = header.BackingFile;
         Dirty = (header.IncompatibleFeatures & FeatureBits.IncompatibleDirty) != 0;
+        SnapshotsOffset = header.SnapshotsOffset;
+        SnapshotCount = header.NbSnapshots;
         File = file;
         Gate = gate;
         DataRefusal = dataRefusal;
@@ -46,6 +48,9 @@ public sealed class ImageHandle
     public string? Backing { get; }
     /// <summary>The dirty bit as the file had it at open (repaired since).</summary>
     public bool Dirty { get; }
+    /// <summary>The snapshot table as the header had it at open: only a maintenance operation changes it, and that closes this incarnation first.</summary>
+    internal long SnapshotsOffset { get; }
+    internal uint SnapshotCount { get; }
     internal IImageFile File { get; }
     internal IoEpochGate Gate { get; }
     internal ImageRefusal? DataRefusal { get; }

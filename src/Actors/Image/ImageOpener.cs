@@ -197,7 +197,7 @@ internal static class ImageOpener
     /// The header from the image's first cluster, read at its real size (the cluster size is in
     /// the first bytes): opening a thousand 64 KiB-cluster images should not allocate 2 MiB each.
     /// </summary>
-    private static async Task<QcowHeader> ReadHeaderAsync(IImageFile file, long length, CancellationToken ct)
+    internal static async Task<QcowHeader> ReadHeaderAsync(IImageFile file, long length, CancellationToken ct)
     {
         const int ClusterBitsOffset = 20;
         byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent((int)Math.Min(length, 4096));
@@ -252,7 +252,7 @@ internal static class ImageOpener
         return entries;
     }
 
-    private static ImageRefusal? DataRefusal(QcowHeader h)
+    internal static ImageRefusal? DataRefusal(QcowHeader h)
     {
         if (h.BackingFile is not null)
             return new("backing file", $"the image has a backing file ('{h.BackingFile}'); backing files are not supported yet");
@@ -261,7 +261,7 @@ internal static class ImageOpener
         return null;
     }
 
-    private static ImageRefusal? WriteRefusal(QcowHeader h, bool writable)
+    internal static ImageRefusal? WriteRefusal(QcowHeader h, bool writable)
     {
         if ((h.IncompatibleFeatures & FeatureBits.IncompatibleCorrupt) != 0)
             return new(Corruption.Feature, "the image is marked corrupt; it is served read-only (repair it with qemu-img check -r all)");

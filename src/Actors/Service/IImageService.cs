@@ -42,6 +42,24 @@ public interface IImageService
     /// surfaces from the enumeration).
     /// </summary>
     Task<IAsyncEnumerable<DiskExtent>> GetExtentsAsync(string name, CancellationToken ct);
+
+    /// <summary>The image's internal snapshots, in table order.</summary>
+    Task<IReadOnlyList<SnapshotInfo>> ListSnapshotsAsync(string name, CancellationToken ct);
+
+    /// <summary>Takes an internal snapshot of the disk (the image is briefly closed: requests meanwhile wait).</summary>
+    Task<SnapshotInfo> CreateSnapshotAsync(string name, string snapshotName, CancellationToken ct);
+
+    /// <summary>Deletes a snapshot by id or unique name; returns what it was.</summary>
+    Task<SnapshotInfo> DeleteSnapshotAsync(string name, string idOrName, CancellationToken ct);
+
+    /// <summary>Makes the disk the snapshot's (contents and size); the snapshot stays.</summary>
+    Task<ImageInfo> RevertSnapshotAsync(string name, string idOrName, CancellationToken ct);
+
+    /// <summary>Changes the virtual size; a shrink that would drop data is refused (409).</summary>
+    Task<ImageInfo> ResizeAsync(string name, long size, CancellationToken ct);
+
+    /// <summary>A read-only view of one snapshot for one request; dispose it when the request ends.</summary>
+    Task<SnapshotView> OpenSnapshotAsync(string name, string idOrName, CancellationToken ct);
 }
 
 /// <summary>A range of the virtual disk: zero = reads as zeros, hole = no data stored in this image for it.</summary>

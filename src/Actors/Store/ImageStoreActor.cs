@@ -34,8 +34,11 @@ public sealed class ImageStoreActor : ReceiveActor
     private readonly Dictionary<string, List<IActorRef>> _releaseRequests = [];
     private readonly Cluster.ImageOwnership? _ownership;
     private IActorRef? _stopAllRequester;
+    /// <summary>Snapshot and resize operations per image, in arrival order; the first runs once the image is closed.</summary>
+    private readonly Dictionary<string, Queue<(RunMaintenance Message, IActorRef Sender)>> _maintenance = [];
 
     private sealed record Created(string Image, IActorRef ReplyTo, object Result);
+    private sealed record MaintenanceDone(string Image, IActorRef ReplyTo, object Result);
     private sealed record Deleted(string Image, IActorRef ReplyTo, Exception? Error);
 
     /// <param name="ownership">Images this node may open (cluster); null: every image (a store on its own, in tests).</param>
@@ -87,6 +90,8 @@ public sealed class ImageStoreActor : ReceiveActor
             ReplyIfStopped();
         });
         Receive<GetStoreState>(_ => Sender.Tell(new StoreState(_open.Count, _closing.Count)));
+        Receive<RunMaintenance>(Maintain);
+        Receive<MaintenanceDone>(OnMaintenanceDone);
         Receive<IImageMessage>(Route);
     }
 
@@ -177,7 +182,15 @@ public sealed class ImageStoreActor : ReceiveActor
             foreach (var r in released) r.Tell(new LocalImageReleased(name));
         if (_deleteRequests.Remove(name, out var requester))
         {
+            // Operations queued behind the delete are answered after it (404: the file is gone).
+            _closing.TryAdd(name, []);
+            if (_maintenance.Remove(name, out var queued))
+                foreach (var (message, sender) in queued) _closing[name].Add((message, sender));
             DeleteFile(name, requester);
+        }
+        else if (_maintenance.ContainsKey(name))
+        {
+            StartMaintenance(name);
         }
         else
         {
@@ -194,11 +207,81 @@ public sealed class ImageStoreActor : ReceiveActor
 
     private void ReplyIfStopped()
     {
-        if (_stopAllRequester is not null && _open.Count == 0)
+        if (_stopAllRequester is not null && _open.Count == 0 && _maintenance.Count == 0)
         {
             _stopAllRequester.Tell(new StoreStopped());
             _stopAllRequester = null;
         }
+    }
+
+    /// <summary>
+    /// Queues the operation; the first one of an image runs once no supervisor has the image open
+    /// (an open one is closed the way an idle one is). While operations run, every message for the
+    /// image waits in <see cref="_closing"/>, as it does while an image closes.
+    /// </summary>
+    private void Maintain(RunMaintenance m)
+    {
+        string name = m.Image;
+        if (!ImageNames.IsValid(name))
+        {
+            Sender.Tell(new Status.Failure(new ImageException(ImageError.InvalidArgument, $"'{name}' is not a valid image name")));
+            return;
+        }
+        if (_maintenance.TryGetValue(name, out var queue))
+        {
+            queue.Enqueue((m, Sender));
+            return;
+        }
+        if (_closing.TryGetValue(name, out var waiting))
+        {
+            waiting.Add((m, Sender)); // closing or being deleted: decide after that
+            return;
+        }
+        if (!File.Exists(PathOf(name)))
+        {
+            Sender.Tell(new Status.Failure(new ImageException(ImageError.NotFound, $"image '{name}' does not exist")));
+            return;
+        }
+        if (_ownership is not null && !_ownership.MayOpen(name))
+        {
+            Sender.Tell(new Status.Failure(new ImageException(ImageError.Unavailable,
+                $"image '{name}' is not served by this node right now (it is moving to another node); try again")));
+            return;
+        }
+        _maintenance[name] = new Queue<(RunMaintenance, IActorRef)>([(m, Sender)]);
+        if (_open.ContainsKey(name)) BeginClose(name);
+        else StartMaintenance(name);
+    }
+
+    private void StartMaintenance(string name)
+    {
+        _closing.TryAdd(name, []);
+        var (message, replyTo) = _maintenance[name].Peek();
+        string path = PathOf(name);
+        var fs = _fs;
+        var budget = _budget;
+        var waitLimit = _options.MetadataCacheWaitLimit;
+        Task.Run(() => Image.Maintenance.MaintenanceRunner.RunAsync(name, path, fs, budget, waitLimit, message.Operation, CancellationToken.None))
+            .PipeTo(Self, success: r => new MaintenanceDone(name, replyTo, r),
+                failure: e => new MaintenanceDone(name, replyTo, new Status.Failure(e is ImageLockedException
+                    ? new ImageException(ImageError.Unavailable, $"image '{name}' is held open by another process (its lock is taken); try again", null, e)
+                    : IoErrors.Map(e is AggregateException { InnerException: { } inner } ? inner : e, name))));
+    }
+
+    private void OnMaintenanceDone(MaintenanceDone done)
+    {
+        done.ReplyTo.Tell(done.Result);
+        var queue = _maintenance[done.Image];
+        queue.Dequeue();
+        if (queue.Count > 0 && File.Exists(PathOf(done.Image)))
+        {
+            StartMaintenance(done.Image);
+            return;
+        }
+        _maintenance.Remove(done.Image);
+        foreach (var (message, sender) in queue) Self.Tell(message, sender);
+        Replay(done.Image);
+        ReplyIfStopped();
     }
 
     private void Create(CreateImage c)

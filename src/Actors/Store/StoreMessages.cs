@@ -38,3 +38,10 @@ public sealed record GetStoreState;
 
 /// <summary>Supervisors alive on this node (open images), and names whose messages wait for a close or delete.</summary>
 public sealed record StoreState(int OpenImages, int Closing);
+
+/// <summary>
+/// Runs a snapshot or resize operation on the image's file while the image is closed: an open image
+/// is closed first (requests inside finish, everything is flushed), messages for it wait meanwhile and
+/// go to the next incarnation, which opens the changed file. Reply: the operation's result, or a failure.
+/// </summary>
+public sealed record RunMaintenance(string Image, Image.Maintenance.MaintenanceOperation Operation) : IImageMessage;

@@ -34,6 +34,14 @@ internal static class ImagesEndpoints
             .Produces<ImageInfo>(StatusCodes.Status200OK)
             .ProducesProblems(400, 404, 422, 503);
 
+        images.MapPatch("/{name}", ResizeAsync)
+            .WithName("ResizeImage")
+            .WithSummary("Change the virtual disk size (grow, or shrink when no data lies past the new end)")
+            .WithMetadata(RequestBodyLimit.Json)
+            .WithRequestBody(OpenApiSchemas.ResizeRequest)
+            .Produces<ImageInfo>(StatusCodes.Status200OK)
+            .ProducesProblems(400, 404, 409, 422, 503, 507);
+
         images.MapDelete("/{name}", DeleteAsync)
             .WithName("DeleteImage")
             .WithSummary("Delete an image and its file")
@@ -64,6 +72,31 @@ internal static class ImagesEndpoints
         if (ImageName.Validate(name) is { } error)
             return ApiProblems.BadRequest(error);
         return TypedResults.Ok(await images.GetInfoAsync(name, context.RequestAborted));
+    }
+
+    private static async Task<IResult> ResizeAsync(string name, HttpContext context, [FromServices] IImageService images)
+    {
+        if (ImageName.Validate(name) is { } error)
+            return ApiProblems.BadRequest(error);
+        CancellationToken ct = context.RequestAborted;
+        var (document, jsonError) = await JsonBody.ReadObjectAsync(context.Request, ct);
+        if (document is null)
+            return ApiProblems.BadRequest(jsonError);
+        long size;
+        using (document)
+        {
+            System.Text.Json.JsonElement body = document.RootElement;
+            foreach (System.Text.Json.JsonProperty p in body.EnumerateObject())
+            {
+                if (!p.Name.Equals("size", StringComparison.OrdinalIgnoreCase))
+                    return ApiProblems.BadRequest($"unknown member '{p.Name}'; expected size");
+            }
+            if (!JsonBody.TryGet(body, "size", out System.Text.Json.JsonElement value))
+                return ApiProblems.BadRequest("size is required: a number of bytes or a string such as \"10G\"");
+            if (!JsonBody.TryGetByteSize(value, "size", out size, out string sizeError))
+                return ApiProblems.BadRequest(sizeError);
+        }
+        return TypedResults.Ok(await images.ResizeAsync(name, size, ct));
     }
 
     private static async Task<IResult> DeleteAsync(string name, HttpContext context, [FromServices] IImageService images)

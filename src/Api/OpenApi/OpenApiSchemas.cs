@@ -49,5 +49,30 @@ internal static class OpenApiSchemas
         },
     };
 
+    public static IOpenApiSchema CreateSnapshotRequest() => new OpenApiSchema
+    {
+        Type = JsonSchemaType.Object,
+        Required = new HashSet<string> { "name" },
+        Properties = new Dictionary<string, IOpenApiSchema>
+        {
+            ["name"] = new OpenApiSchema
+            {
+                Type = JsonSchemaType.String,
+                MinLength = 1,
+                Description = "Unique among the image's snapshots; 1 to 255 bytes of UTF-8, no control characters, not all digits (that reads as an id).",
+            },
+        },
+    };
+
+    public static IOpenApiSchema ResizeRequest() => new OpenApiSchema
+    {
+        Type = JsonSchemaType.Object,
+        Required = new HashSet<string> { "size" },
+        Properties = new Dictionary<string, IOpenApiSchema>
+        {
+            ["size"] = ByteSize("New virtual disk size, a multiple of 512: bytes, or with a binary suffix like qemu-img (\"10G\")."),
+        },
+    };
+
     public static IOpenApiSchema Binary() => new OpenApiSchema { Type = JsonSchemaType.String, Format = "binary" };
 }

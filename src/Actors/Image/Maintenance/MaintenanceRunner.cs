@@ -1,0 +1,96 @@
+using System.Buffers.Binary;
+using QcowActors.Actors.Io;
+using QcowActors.Actors.Service;
+using QcowActors.Format;
+
+namespace QcowActors.Actors.Image.Maintenance;
+
+/// <summary>
+/// Runs one <see cref="MaintenanceOperation"/> on an image file that no supervisor has open (the
+/// store closed it and holds its messages): opens the file with its lock (no other process may open
+/// it meanwhile), refuses what the engine would refuse to write, turns the operation into a
+/// <see cref="RewriteRequest"/> and runs the <see cref="MetadataRewrite"/>. Its memory is reserved in
+/// the metadata budget first. The next request opens the image again from what is on disk.
+/// </summary>
+internal static class MaintenanceRunner
+{
+    public static async Task<object> RunAsync(string name, string path, IImageFileSystem fs, MetadataBudget budget, TimeSpan waitLimit,
+        MaintenanceOperation operation, CancellationToken ct)
+    {
+        IImageFile file;
+        try { file = fs.Open(path, writable: true); }
+        catch (UnauthorizedAccessException)
+        {
+            throw new ImageException(ImageError.Unsupported, $"image '{name}': the image file is not writable by the server", "read-only file");
+        }
+        await using var _ = file;
+        var header = await ImageOpener.ReadHeaderAsync(file, file.Length, ct).ConfigureAwait(false);
+        if ((ImageOpener.DataRefusal(header) ?? ImageOpener.WriteRefusal(header, writable: true)) is { } refusal)
+            throw new ImageException(ImageError.Unsupported, $"image '{name}': {refusal.Detail}", refusal.Feature);
+        if ((header.IncompatibleFeatures & FeatureBits.IncompatibleDirty) != 0)
+            throw new ImageException(ImageError.Unavailable, $"image '{name}' carries the dirty bit (its refcounts are being repaired); try again");
+
+        var (snapshots, tableBytes) = await SnapshotTableReader.ReadAsync(file, header.SnapshotsOffset, header.NbSnapshots, (int)header.Version, ct).ConfigureAwait(false);
+        long l1Bytes = (long)header.L1Size * 8;
+        long memory = l1Bytes + (long)header.RefcountTableClusters * header.ClusterSize
+            + MetadataRewrite.MemoryBytes(header, Math.Max(header.L1Size, MaxL1EntriesOf(operation, header, snapshots)), tableBytes + 4096);
+        if (!await budget.ReserveAsync(memory, waitLimit, ct).ConfigureAwait(false))
+            throw new ImageException(ImageError.Unavailable,
+                $"image '{name}': the metadata cache (Storage:MetadataCacheBytesTotal) stayed full for {waitLimit.TotalSeconds:0.#} s; try again");
+        try
+        {
+            var l1 = await ImageOpener.ReadTableAsync(file, header.L1TableOffset, header.L1Size, ct).ConfigureAwait(false);
+            var refTable = await ImageOpener.ReadTableAsync(file, header.RefcountTableOffset, (long)header.RefcountTableClusters * header.ClusterSize / 8, ct).ConfigureAwait(false);
+            var rewrite = new MetadataRewrite(file, header, l1, refTable, tableBytes);
+            var ops = new MaintenancePlans(name, file, header, l1, snapshots);
+            switch (operation)
+            {
+                case CreateSnapshotOperation c:
+                {
+                    var (request, created) = ops.Create(c.Name, DateTimeOffset.UtcNow);
+                    var after = await rewrite.RunAsync(request, ct).ConfigureAwait(false);
+                    return SnapshotInfo.From(created, after.Size);
+                }
+                case DeleteSnapshotOperation d:
+                {
+                    var (request, deleted) = ops.Delete(d.IdOrName);
+                    var after = await rewrite.RunAsync(request, ct).ConfigureAwait(false);
+                    return SnapshotInfo.From(deleted, after.Size);
+                }
+                case RevertSnapshotOperation r:
+                {
+                    var request = await ops.RevertAsync(r.IdOrName, ct).ConfigureAwait(false);
+                    var after = await rewrite.RunAsync(request, ct).ConfigureAwait(false);
+                    return ImageInfo.FromHeader(name, after, file.Length);
+                }
+                case ResizeOperation z:
+                {
+                    var request = await ops.ResizeAsync(z.NewSize, ct).ConfigureAwait(false);
+                    var after = await rewrite.RunAsync(request, ct).ConfigureAwait(false);
+                    return ImageInfo.FromHeader(name, after, file.Length);
+                }
+                default:
+                    throw new ArgumentException($"unknown maintenance operation {operation.GetType().Name}");
+            }
+        }
+        catch (QcowFormatException e)
+        {
+            var kind = e.Problem == QcowProblem.LimitExceeded ? ImageError.LimitExceeded : ImageError.Unsupported;
+            throw new ImageException(kind, $"image '{name}': {e.Message}", e.Feature ?? e.Field, e);
+        }
+        finally
+        {
+            budget.Release(memory);
+        }
+    }
+
+    /// <summary>The largest L1 the operation may build (reserved before the tables are read).</summary>
+    private static long MaxL1EntriesOf(MaintenanceOperation operation, QcowHeader header, IReadOnlyList<SnapshotEntry> snapshots) => operation switch
+    {
+        ResizeOperation z when z.NewSize >= 0 => Math.Min(header.Layout.L1EntriesFor(z.NewSize), QcowLimits.MaxL1Bytes / 8),
+        RevertSnapshotOperation => snapshots.Select(s => Math.Max(s.L1Size, header.Layout.L1EntriesFor(Math.Max(0, s.DiskSize)))).DefaultIfEmpty(0).Max(),
+        _ => header.L1Size,
+    };
+
+    internal static ulong ReadEntry(ReadOnlySpan<byte> table, int index) => BinaryPrimitives.ReadUInt64BigEndian(table[(index * 8)..]);
+}
