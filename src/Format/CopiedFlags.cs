@@ -10,13 +10,15 @@ namespace QcowActors.Format;
 public static class CopiedFlags
 {
     /// <summary>
-    /// Recomputes COPIED on every entry of a big-endian L2 table in place; countOf gives the refcount
-    /// of a host cluster index. Returns true when any entry changed.
+    /// Recomputes COPIED on every entry of a big-endian L2 table in place (the first word of each
+    /// extended entry; bitmaps are left alone); countOf gives the refcount of a host cluster index.
+    /// Returns true when any entry changed.
     /// </summary>
-    public static bool Recompute(Span<byte> table, int clusterBits, Func<long, ulong> countOf)
+    public static bool Recompute(Span<byte> table, ClusterLayout layout, Func<long, ulong> countOf)
     {
         bool changed = false;
-        for (int k = 0; k + 8 <= table.Length; k += 8)
+        int clusterBits = layout.ClusterBits, stride = 8 * layout.L2EntryWords;
+        for (int k = 0; k + 8 <= table.Length; k += stride)
         {
             ulong raw = BinaryPrimitives.ReadUInt64BigEndian(table[k..]);
             var e = L2Entry.From(raw);

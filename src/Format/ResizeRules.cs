@@ -22,14 +22,19 @@ public static class ResizeRules
     /// none does. A shrink past such a cluster would drop data. Zero clusters do not count: one that
     /// is preallocated keeps its reference (and is released with its table when the table goes).
     /// </summary>
-    public static long FirstAllocatedFrom(ReadOnlySpan<byte> table, long tableStart, long from, int clusterBits)
+    public static long FirstAllocatedFrom(ReadOnlySpan<byte> table, long tableStart, long from, ClusterLayout layout)
     {
-        int entries = table.Length / 8;
+        int clusterBits = layout.ClusterBits, stride = 8 * layout.L2EntryWords;
+        int entries = table.Length / stride;
         long first = Math.Max(0, (from - tableStart + (1L << clusterBits) - 1) >> clusterBits);
         for (long k = first; k < entries; k++)
         {
-            var e = L2Entry.From(BinaryPrimitives.ReadUInt64BigEndian(table[(int)(k * 8)..]));
-            if (e.IsCompressed || e.IsData) return tableStart + (k << clusterBits);
+            var e = L2Entry.From(BinaryPrimitives.ReadUInt64BigEndian(table[(int)(k * stride)..]));
+            // With extended entries a cluster holds data when a subcluster is allocated (there is no zero flag).
+            bool data = layout.ExtendedL2
+                ? e.HostOffset != 0 && new SubclusterBitmap(BinaryPrimitives.ReadUInt64BigEndian(table[(int)(k * stride + 8)..])).Allocated != 0
+                : e.IsData;
+            if (e.IsCompressed || data) return tableStart + (k << clusterBits);
         }
         return -1;
     }

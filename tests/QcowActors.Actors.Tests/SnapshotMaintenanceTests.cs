@@ -37,11 +37,12 @@ public sealed class SnapshotMaintenanceTests(ITestOutputHelper output) : EngineT
     [InlineData("512", "1.1")]
     [InlineData("65536", "1.1")]
     [InlineData("4096", "0.10")]
-    public async Task Snapshot_create_write_revert_delete_match_qemu(string clusterSize, string compat)
+    [InlineData("65536", "1.1", ",extended_l2=on")]
+    public async Task Snapshot_create_write_revert_delete_match_qemu(string clusterSize, string compat, string options = "")
     {
         const string name = "snap";
         string path = ImagePath(name);
-        Run("qemu-img", "create", "-q", "-f", "qcow2", "-o", $"cluster_size={clusterSize},compat={compat}", path, "4M");
+        Run("qemu-img", "create", "-q", "-f", "qcow2", "-o", $"cluster_size={clusterSize},compat={compat}{options}", path, "4M");
         await Service.WriteAsync(name, 0, Pattern(300_000, 1), default);
         await Service.WriteAsync(name, 2_000_000, Pattern(70_000, 2), default);
         await Service.FlushAsync(name, default);
@@ -81,6 +82,37 @@ public sealed class SnapshotMaintenanceTests(ITestOutputHelper output) : EngineT
         await Service.FlushAsync(name, default);
         AssertClean(path);
         output.WriteLine(reverted.ToString());
+    }
+
+    [Fact]
+    public async Task A_snapshot_of_a_compressed_image_counts_every_host_cluster_of_its_compressed_data()
+    {
+        const string name = "snapzip";
+        string raw = Path.Combine(StoreDirectory, "snapzip.raw");
+        var data = new byte[2 << 20];
+        for (int i = 0; i < data.Length; i++) data[i] = (byte)(i / 512 % 5 == 0 ? i * 31 : i % 4);
+        await File.WriteAllBytesAsync(raw, data);
+        Run("qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2", "-o", "cluster_size=4096", raw, ImagePath(name));
+        await Service.CreateSnapshotAsync(name, "zipped", default);
+        AssertClean(ImagePath(name));
+        await Service.WriteAsync(name, 5000, Pattern(20_000, 3), default);
+        await Service.FlushAsync(name, default);
+        AssertClean(ImagePath(name));
+        await using (var view = await Service.OpenSnapshotAsync(name, "zipped", default))
+        {
+            // The snapshot still reads the compressed clusters the write replaced in the active disk.
+            await using var plan = await view.PlanReadAsync(0, data.Length, default);
+            var pipe = new System.IO.Pipelines.Pipe(new System.IO.Pipelines.PipeOptions(pauseWriterThreshold: 0));
+            await plan.CopyToAsync(pipe.Writer, default);
+            await pipe.Writer.CompleteAsync();
+            var result = await pipe.Reader.ReadAtLeastAsync(data.Length);
+            Assert.True(System.Buffers.BuffersExtensions.ToArray(result.Buffer.Slice(0, data.Length)).AsSpan().SequenceEqual(data), "snapshot data differs");
+            pipe.Reader.AdvanceTo(result.Buffer.End);
+        }
+        await Service.DeleteSnapshotAsync(name, "zipped", default);
+        AssertClean(ImagePath(name));
+        Pattern(20_000, 3).CopyTo(data, 5000);
+        Assert.Equal(data, await ReadAsync(name, 0, data.Length));
     }
 
     private static async Task<byte[]> ReadRawAsync(string qcow, long offset, int length)

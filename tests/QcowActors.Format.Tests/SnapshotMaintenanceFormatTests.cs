@@ -86,12 +86,12 @@ public sealed class SnapshotMaintenanceFormatTests : IDisposable
         BinaryPrimitives.WriteUInt64BigEndian(table.AsSpan(8), L2Entry.Data(0x20000, copied: false).ToRaw()); // count 1: set
         BinaryPrimitives.WriteUInt64BigEndian(table.AsSpan(16), L2Entry.CompressedFlag | L2Entry.CopiedFlag | 0x30000);
         var counts = new Dictionary<long, ulong> { [1] = 2, [2] = 1 };
-        Assert.True(CopiedFlags.Recompute(table, 16, c => counts[c]));
+        Assert.True(CopiedFlags.Recompute(table, new ClusterLayout(16, 4), c => counts[c]));
         Assert.False(L2Entry.From(BinaryPrimitives.ReadUInt64BigEndian(table)).Copied);
         Assert.True(L2Entry.From(BinaryPrimitives.ReadUInt64BigEndian(table.AsSpan(8))).Copied);
         Assert.False(L2Entry.From(BinaryPrimitives.ReadUInt64BigEndian(table.AsSpan(16))).Copied);
         Assert.Equal(0UL, BinaryPrimitives.ReadUInt64BigEndian(table.AsSpan(24)));
-        Assert.False(CopiedFlags.Recompute(table, 16, c => counts[c])); // stable
+        Assert.False(CopiedFlags.Recompute(table, new ClusterLayout(16, 4), c => counts[c])); // stable
     }
 
     [Theory]
@@ -116,9 +116,9 @@ public sealed class SnapshotMaintenanceFormatTests : IDisposable
         var table = new byte[512];
         BinaryPrimitives.WriteUInt64BigEndian(table.AsSpan(8 * 3), L2Entry.Data(0x1000, true).ToRaw());
         BinaryPrimitives.WriteUInt64BigEndian(table.AsSpan(8 * 5), L2Entry.Zero(0, false).ToRaw());
-        Assert.Equal(3 * 512, ResizeRules.FirstAllocatedFrom(table, 0, 1024, 9));
-        Assert.Equal(3 * 512, ResizeRules.FirstAllocatedFrom(table, 0, 1025, 9) is var at && at == 3 * 512 ? at : -2);
-        Assert.Equal(-1, ResizeRules.FirstAllocatedFrom(table, 0, 3 * 512 + 1, 9)); // a cluster straddling the end stays
+        Assert.Equal(3 * 512, ResizeRules.FirstAllocatedFrom(table, 0, 1024, new ClusterLayout(9, 4)));
+        Assert.Equal(3 * 512, ResizeRules.FirstAllocatedFrom(table, 0, 1025, new ClusterLayout(9, 4)) is var at && at == 3 * 512 ? at : -2);
+        Assert.Equal(-1, ResizeRules.FirstAllocatedFrom(table, 0, 3 * 512 + 1, new ClusterLayout(9, 4))); // a cluster straddling the end stays
         Assert.NotNull(ResizeRules.CheckSize(1000, layout));
         Assert.Null(ResizeRules.CheckSize(1 << 20, layout));
         Assert.NotNull(ResizeRules.CheckSize(1L << 50, layout)); // L1 past 32 MiB at 512 B clusters

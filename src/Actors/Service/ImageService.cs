@@ -22,6 +22,9 @@ public sealed partial class ImageService : IImageService
     /// <summary>Two clusters per core inflating at once: one computing while the other's data is read.</summary>
     private readonly CompressedClusterReader _inflater = new(2 * Environment.ProcessorCount);
 
+    /// <summary>Compressed clusters of any read (the disk, a snapshot) are inflated here.</summary>
+    internal CompressedClusterReader Inflater => _inflater;
+
     public ImageService(IRequiredActor<ImageStoreActor> store, StoreOptions options) : this(store.ActorRef, options) { }
 
     /// <summary>For tests and hosts that start the store actor themselves.</summary>

@@ -64,7 +64,7 @@ public sealed class SnapshotView : IAsyncDisposable
             if (offset < 0 || length < 0 || offset > VirtualSize || length > VirtualSize - offset)
                 throw new ImageException(ImageError.OutOfRange, $"range {offset}+{length} is outside the snapshot's disk of {VirtualSize} bytes");
             var runs = await MapAsync(handle, offset, length, ct).ConfigureAwait(false);
-            return new MappedReadPlan(handle.File, token, runs, offset, length);
+            return new MappedReadPlan(handle, _service.Inflater, token, runs, offset, length);
         }
         catch
         {
@@ -87,8 +87,7 @@ public sealed class SnapshotView : IAsyncDisposable
                 long part = Math.Min(end, layout.L2TableStart(i + 1)) - o;
                 if (await ReadTableAsync(handle, i, table, ct).ConfigureAwait(false))
                 {
-                    var published = new PublishedL2Table(table, null, new ClockBit());
-                    if (L2Directory.MapEntries(published, layout, o, part, runs) is { } at) throw L2Directory.Compressed(handle.Image, at);
+                    L2Directory.MapEntries(ReadOnlyTable(table, layout), layout, o, part, runs);
                 }
                 else if (runs.Count > 0 && runs[^1].IsZero)
                 {
@@ -107,6 +106,10 @@ public sealed class SnapshotView : IAsyncDisposable
             ArrayPool<byte>.Shared.Return(table);
         }
     }
+
+    /// <summary>A table only this request reads (a version marks extended entries; nothing changes it).</summary>
+    private static PublishedL2Table ReadOnlyTable(byte[] table, ClusterLayout layout)
+        => new(table, null, new ClockBit(), layout.ExtendedL2 ? new TableVersion() : null);
 
     /// <summary>Reads L2 table i of the snapshot into buffer; false when its L1 slot is empty (reads as zeros).</summary>
     private async Task<bool> ReadTableAsync(ImageHandle handle, long i, byte[] buffer, CancellationToken ct)
@@ -133,7 +136,7 @@ public sealed class SnapshotView : IAsyncDisposable
             {
                 long start = layout.L2TableStart(i);
                 IReadOnlyList<ExtentRun> runs = await ReadTableAsync(handle, i, table, ct).ConfigureAwait(false)
-                    ? L2Directory.ExtentsOf(new PublishedL2Table(table, null, new ClockBit()), layout, start)
+                    ? L2Directory.ExtentsOf(ReadOnlyTable(table, layout), layout, start)
                     : [new ExtentRun(start, layout.L2Coverage, ExtentKind.Zero)];
                 foreach (var run in runs)
                 {

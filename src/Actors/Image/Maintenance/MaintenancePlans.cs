@@ -91,7 +91,7 @@ internal sealed class MaintenancePlans(string image, IImageFile file, QcowHeader
                     var e = L1Entry.From(l1[i]);
                     if (e.IsUnallocated) continue;
                     await file.ReadAsync(table.AsMemory(0, layout.ClusterSize), e.L2Offset, ct).ConfigureAwait(false);
-                    long at = ResizeRules.FirstAllocatedFrom(table.AsSpan(0, layout.ClusterSize), layout.L2TableStart(i), end, layout.ClusterBits);
+                    long at = ResizeRules.FirstAllocatedFrom(table.AsSpan(0, layout.ClusterSize), layout.L2TableStart(i), end, layout);
                     if (at >= 0)
                         throw new ImageException(ImageError.Conflict,
                             $"image '{image}' cannot shrink to {size} bytes: the cluster at virtual offset {at} holds data past the new end; zero it first (PATCH /images/{image}/data op zero)");

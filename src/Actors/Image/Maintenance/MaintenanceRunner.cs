@@ -92,5 +92,4 @@ internal static class MaintenanceRunner
         _ => header.L1Size,
     };
 
-    internal static ulong ReadEntry(ReadOnlySpan<byte> table, int index) => BinaryPrimitives.ReadUInt64BigEndian(table[(index * 8)..]);
 }

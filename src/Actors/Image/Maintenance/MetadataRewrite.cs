@@ -137,7 +137,7 @@ internal sealed class MetadataRewrite
         int cs = _layout.ClusterSize;
         await ReadTableAsync(offset, l2, ct).ConfigureAwait(false);
         await counts.AddAsync(offset >> _layout.ClusterBits, delta, ct).ConfigureAwait(false);
-        for (int k = 0; k < cs; k += 8)
+        for (int k = 0; k < cs; k += 8 * _layout.L2EntryWords) // an extended entry's bitmap references nothing
         {
             ulong raw = BinaryPrimitives.ReadUInt64BigEndian(l2.AsSpan(k));
             var d = L2Entry.From(raw);
@@ -180,7 +180,7 @@ internal sealed class MetadataRewrite
             if (e.IsUnallocated) continue;
             await ReadTableAsync(e.L2Offset, l2, ct).ConfigureAwait(false);
             known.Clear();
-            for (int k = 0; k < cs; k += 8)
+            for (int k = 0; k < cs; k += 8 * _layout.L2EntryWords)
             {
                 var d = L2Entry.From(BinaryPrimitives.ReadUInt64BigEndian(l2.AsSpan(k)));
                 if (d.IsCompressed || d.HostOffset == 0) continue;
@@ -188,7 +188,7 @@ internal sealed class MetadataRewrite
                 if (!known.ContainsKey(c)) known[c] = await counts.GetAsync(c, ct).ConfigureAwait(false);
             }
             ulong entry;
-            if (CopiedFlags.Recompute(l2.AsSpan(0, cs), _layout.ClusterBits, c => known[c]))
+            if (CopiedFlags.Recompute(l2.AsSpan(0, cs), _layout, c => known[c]))
             {
                 long copy = (plan.FirstCopyCluster + copies++) << _layout.ClusterBits;
                 await region.WriteAsync(l2.AsMemory(0, cs), copy, ct).ConfigureAwait(false);
