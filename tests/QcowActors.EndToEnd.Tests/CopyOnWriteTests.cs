@@ -30,7 +30,7 @@ public sealed class CopyOnWriteTests(ServerFixture fixture, ITestOutputHelper ou
         // Twice over the same area: the first pass copies the shared clusters, the second writes the copies in place.
         for (var pass = 0; pass < 2; pass++)
         {
-            var ops = RandomWorkload.Writes(rng, size, 120, 65536, maxLength: 512 * 1024);
+            var ops = RandomWorkload.Writes(rng, size, 120, 65536, maxLength: 3 * MiB);
             await InteropWriteTests.ApplyAsync(fixture.Server.Api, name, model, ops, rng, flushEvery: 40);
         }
         await fixture.Server.Api.FlushAsync(name);
