@@ -135,7 +135,7 @@ internal static class QemuImage
             var plan = ImageCreator.Plan(new CreateOptions(2L << 30, 65536, 16));
             var cluster = new byte[65536];
             foreach (var (offset, w) in plan.Writes)
-                if (offset < cluster.Length) w.AsSpan(0, (int)Math.Min(w.Length, cluster.Length - offset)).CopyTo(cluster.AsSpan((int)offset));
+                if (offset < cluster.Length) w.Span[..(int)Math.Min(w.Length, cluster.Length - offset)].CopyTo(cluster.AsSpan((int)offset));
             return (cluster, plan.FileLength);
         }
         finally

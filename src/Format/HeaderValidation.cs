@@ -88,7 +88,9 @@ internal static class HeaderValidation
     {
         ulong method = raw[HeaderField.CryptMethod];
         if (method != 0)
-            throw Unsupported(HeaderField.CryptMethod, $"crypt_method {method}: encrypted images are not supported", "encryption");
+            throw Unsupported(HeaderField.CryptMethod,
+                $"crypt_method {method} ({method switch { 1 => "AES", 2 => "LUKS", _ => "unknown" }}): the image is encrypted, and this server does not serve encrypted images",
+                "encryption");
     }
 
     /// <summary>The size must fit in a long and be mapped by l1_size entries; the L1 must fit QEMU's limit.</summary>

@@ -21,7 +21,7 @@ public class InterceptingFileSystem : IImageFileSystem
     protected virtual ValueTask BeforeFsyncAsync(CancellationToken ct) => ValueTask.CompletedTask;
 
     public IImageFile Open(string path, bool writable) => new File(_inner.Open(path, writable), this);
-    public Task CreateAtomicAsync(string finalPath, IReadOnlyList<(long Offset, byte[] Bytes)> writes, long length, CancellationToken ct)
+    public Task CreateAtomicAsync(string finalPath, IEnumerable<(long Offset, ReadOnlyMemory<byte> Bytes)> writes, long length, CancellationToken ct)
         => _inner.CreateAtomicAsync(finalPath, writes, length, ct);
     public void SyncDirectory(string directory) => _inner.SyncDirectory(directory);
 

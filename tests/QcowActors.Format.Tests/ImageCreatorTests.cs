@@ -115,4 +115,78 @@ public sealed class ImageCreatorTests
     [InlineData(4096)]
     public void Plan_leaves_out_the_feature_name_table_up_to_4_KiB_clusters_as_qemu_img_does(int clusterSize)
         => Assert.Empty(ImageCreator.Plan(new CreateOptions(GiB, clusterSize)).Header.Extensions);
+
+    /// <summary>qemu-img 7.2 refuses each of these with compat=0.10 ("... only supported with compatibility level 1.1").</summary>
+    [Theory]
+    [InlineData(1, false, QcowCompression.Zlib, false, "refcount_bits")]
+    [InlineData(64, false, QcowCompression.Zlib, false, "refcount_bits")]
+    [InlineData(16, true, QcowCompression.Zlib, false, "extended_l2")]
+    [InlineData(16, false, QcowCompression.Zstd, false, "compression_type")]
+    [InlineData(16, false, QcowCompression.Zlib, true, "lazy_refcounts")]
+    public void Plan_refuses_what_version_2_cannot_express(int refcountBits, bool extendedL2, byte compression, bool lazy, string field)
+    {
+        var e = Refuse(new CreateOptions(GiB, RefcountBits: refcountBits)
+        {
+            Version = 2, ExtendedL2 = extendedL2, CompressionType = compression, LazyRefcounts = lazy,
+        }, QcowProblem.Invalid, field);
+        Assert.Contains("version 3", e.Message);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(4)]
+    public void Plan_refuses_versions_other_than_2_and_3(int version)
+        => Refuse(new CreateOptions(GiB) { Version = version }, QcowProblem.Invalid, "version");
+
+    [Theory]
+    [InlineData(512)]
+    [InlineData(8192)]
+    public void Plan_refuses_extended_L2_below_16_KiB_clusters(int clusterSize)
+    {
+        var e = Refuse(new CreateOptions(GiB, clusterSize) { ExtendedL2 = true }, QcowProblem.Invalid, "cluster_size");
+        Assert.Contains("16 KiB", e.Message);
+    }
+
+    [Fact]
+    public void Plan_refuses_unknown_compression_types()
+        => Refuse(new CreateOptions(GiB) { CompressionType = 2 }, QcowProblem.Invalid, "compression_type");
+
+    [Fact]
+    public void Version_2_header_is_72_bytes_without_extensions_or_feature_bits()
+    {
+        var header = ImageCreator.Plan(new CreateOptions(GiB) { Version = 2 }).Header;
+        Assert.Equal(2u, header.Version);
+        Assert.Equal(72u, header.HeaderLength);
+        Assert.Empty(header.Extensions);
+    }
+
+    [Fact]
+    public void Feature_options_set_their_bits_and_compression_type()
+    {
+        var header = ImageCreator.Plan(new CreateOptions(GiB)
+        {
+            CompressionType = QcowCompression.Zstd, ExtendedL2 = true, LazyRefcounts = true,
+        }).Header;
+        Assert.Equal(FeatureBits.IncompatibleCompressionType | FeatureBits.IncompatibleExtendedL2, header.IncompatibleFeatures);
+        Assert.Equal(FeatureBits.CompatibleLazyRefcounts, header.CompatibleFeatures);
+        Assert.Equal(QcowCompression.Zstd, header.CompressionType);
+        Assert.Equal(4u, header.L1Size); // 1 GiB / (64 KiB × 4096 sixteen-byte entries)
+    }
+
+    [Fact]
+    public void Metadata_preallocation_is_limited_to_8_TiB_disks()
+    {
+        var e = Refuse(new CreateOptions(8 * TiB + 512) { Preallocation = Preallocation.Metadata }, QcowProblem.LimitExceeded, "preallocation");
+        Assert.Contains("8 TiB", e.Message);
+        ImageCreator.Plan(new CreateOptions(8 * TiB) { Preallocation = Preallocation.Metadata });
+    }
+
+    [Fact]
+    public void Metadata_preallocation_is_limited_to_2_GiB_of_tables()
+    {
+        // 4 KiB clusters: 2 TiB needs 4 GiB of L2 tables.
+        var e = Refuse(new CreateOptions(2 * TiB, 4096) { Preallocation = Preallocation.Metadata }, QcowProblem.LimitExceeded, "preallocation");
+        Assert.Contains("2 GiB", e.Message);
+        Assert.Contains("larger clusters", e.Message);
+    }
 }

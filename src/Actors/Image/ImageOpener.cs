@@ -127,6 +127,8 @@ internal static class ImageOpener
         if (writeRefusal is null && (header.AutoclearFeatures & ~FeatureBits.AutoclearBitmaps) != 0)
         {
             // Autoclear bits we do not know describe extensions we will not keep up to date: clear them before writing.
+            // Never bit 0: an image with bitmaps is write-refused (never reaches here), and without the
+            // bitmaps extension the bit claims nothing we could make stale.
             header.AutoclearFeatures &= FeatureBits.AutoclearBitmaps;
             await WriteHeaderAsync(file, header, ct).ConfigureAwait(false);
         }
@@ -255,18 +257,31 @@ internal static class ImageOpener
     internal static ImageRefusal? DataRefusal(QcowHeader h)
     {
         if (h.BackingFile is not null)
-            return new("backing file", $"the image has a backing file ('{h.BackingFile}'); backing files are not supported yet");
+            return new("backing file", $"the image has a backing file ('{h.BackingFile}'); this server does not serve images with backing files "
+                + "(qemu-img convert makes a standalone copy)");
         if ((h.IncompatibleFeatures & FeatureBits.IncompatibleExternalData) != 0)
-            return new("external data file", "the image keeps its data in an external data file, which is not supported yet");
+            return new("external data file", $"the image keeps its data in an external data file{DataFileName(h)}; this server serves only "
+                + "images whose data is inside the qcow2 file (qemu-img convert makes one)");
         return null;
     }
 
+    /// <summary>The external data file's name from its header extension (qcow2.txt: not NUL-terminated), for the refusal.</summary>
+    private static string DataFileName(QcowHeader h)
+        => h.FindExtension(HeaderExtensionType.ExternalDataFile) is { Data.Length: > 0 } e
+            ? $" ('{System.Text.Encoding.UTF8.GetString(e.Data).TrimEnd('\0')}')"
+            : "";
+
+    /// <summary>
+    /// Writes that would leave something stale are refused; the file is then not written at all
+    /// (no repair, no autoclear change), so whatever the image carries survives our open.
+    /// </summary>
     internal static ImageRefusal? WriteRefusal(QcowHeader h, bool writable)
     {
         if ((h.IncompatibleFeatures & FeatureBits.IncompatibleCorrupt) != 0)
             return new(Corruption.Feature, "the image is marked corrupt; it is served read-only (repair it with qemu-img check -r all)");
         if (h.FindExtension(HeaderExtensionType.Bitmaps) is not null)
-            return new("bitmaps", "the image carries persistent dirty bitmaps, which are not maintained yet; writes are refused, reads work");
+            return new("bitmaps", "the image carries persistent dirty bitmaps, which this server does not update: writes are refused "
+                + "so the bitmaps stay valid; reads work");
         if (!writable)
             return new("read-only file", "the image file is not writable by the server");
         return null;

@@ -7,7 +7,7 @@ public sealed class DiskFileSystem : IImageFileSystem
 {
     public IImageFile Open(string path, bool writable) => new RandomAccessImageFile(path, writable);
 
-    public async Task CreateAtomicAsync(string finalPath, IReadOnlyList<(long Offset, byte[] Bytes)> writes, long length, CancellationToken ct)
+    public async Task CreateAtomicAsync(string finalPath, IEnumerable<(long Offset, ReadOnlyMemory<byte> Bytes)> writes, long length, CancellationToken ct)
     {
         string dir = Path.GetDirectoryName(Path.GetFullPath(finalPath))!;
         // A dot name that does not end in .qcow2: never listed, even if a crash leaves it behind.

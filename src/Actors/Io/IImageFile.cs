@@ -21,7 +21,7 @@ public interface IImageFileSystem
 {
     IImageFile Open(string path, bool writable);
     /// <summary>Creates a file with the given content durably and atomically under finalPath (fails if it exists).</summary>
-    Task CreateAtomicAsync(string finalPath, IReadOnlyList<(long Offset, byte[] Bytes)> writes, long length, CancellationToken ct);
+    Task CreateAtomicAsync(string finalPath, IEnumerable<(long Offset, ReadOnlyMemory<byte> Bytes)> writes, long length, CancellationToken ct);
     /// <summary>fsync of a directory, so a rename or unlink in it survives power loss.</summary>
     void SyncDirectory(string directory);
 }

@@ -9,6 +9,8 @@ namespace QcowActors.Actors.Service;
 public interface IImageService
 {
     Task<ImageInfo> CreateAsync(string name, long virtualSize, int? clusterSize, int? refcountBits, CancellationToken ct);
+    /// <summary>Creates an image with every layout and feature option (<see cref="Format.CreateOptions"/>).</summary>
+    Task<ImageInfo> CreateAsync(string name, Format.CreateOptions options, CancellationToken ct);
     /// <summary>Lists the store without opening images (reads each file's header only).</summary>
     Task<IReadOnlyList<ImageInfo>> ListAsync(CancellationToken ct);
     Task<ImageInfo> GetInfoAsync(string name, CancellationToken ct);

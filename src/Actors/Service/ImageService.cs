@@ -57,10 +57,12 @@ public sealed partial class ImageService : IImageService
     }
 
     public Task<ImageInfo> CreateAsync(string name, long virtualSize, int? clusterSize, int? refcountBits, CancellationToken ct)
+        => CreateAsync(name, new CreateOptions(virtualSize, clusterSize ?? 65536, refcountBits ?? 16), ct);
+
+    public Task<ImageInfo> CreateAsync(string name, CreateOptions options, CancellationToken ct)
     {
         CheckName(name);
-        var opts = new CreateOptions(virtualSize, clusterSize ?? 65536, refcountBits ?? 16);
-        return AskStoreAsync<ImageInfo>(new CreateImage(name, opts), ct);
+        return AskStoreAsync<ImageInfo>(new CreateImage(name, options), ct);
     }
 
     public Task<IReadOnlyList<ImageInfo>> ListAsync(CancellationToken ct) => AskStoreAsync<IReadOnlyList<ImageInfo>>(new ListImages(), ct);

@@ -1,12 +1,39 @@
 using System.Text.Json;
 using QcowActors.Api.Http;
+using QcowActors.Format;
 
 namespace QcowActors.Api.Endpoints;
 
-/// <summary>POST /images, validated: {"name","size"} plus optional "clusterSize" and "refcountBits".</summary>
+/// <summary>
+/// POST /images, validated member by member: {"name","size"} plus the optional layout and feature
+/// options. Combinations (version 2 with zstd, extended L2 below 16 KiB clusters, ...) are checked
+/// by <see cref="ImageCreator.Plan"/>, the one place that knows what a layout can express.
+/// </summary>
 internal sealed record CreateImageRequest(string Name, long Size, int? ClusterSize, int? RefcountBits)
 {
-    private static readonly string[] Members = ["name", "size", "clusterSize", "refcountBits"];
+    private static readonly string[] Members =
+        ["name", "size", "clusterSize", "refcountBits", "version", "compressionType", "extendedL2", "lazyRefcounts", "preallocation"];
+
+    /// <summary>2 (compat 0.10) or 3 (compat 1.1).</summary>
+    public int? Version { get; init; }
+    public byte? CompressionType { get; init; }
+    public bool? ExtendedL2 { get; init; }
+    public bool? LazyRefcounts { get; init; }
+    public Preallocation? Preallocation { get; init; }
+
+    /// <summary>The request as the format's options, qemu-img's defaults for what it leaves out.</summary>
+    public CreateOptions ToOptions()
+    {
+        var defaults = new CreateOptions(Size);
+        return new CreateOptions(Size, ClusterSize ?? defaults.ClusterSize, RefcountBits ?? defaults.RefcountBits)
+        {
+            Version = Version ?? defaults.Version,
+            CompressionType = CompressionType ?? defaults.CompressionType,
+            ExtendedL2 = ExtendedL2 ?? defaults.ExtendedL2,
+            LazyRefcounts = LazyRefcounts ?? defaults.LazyRefcounts,
+            Preallocation = Preallocation ?? defaults.Preallocation,
+        };
+    }
 
     public static bool TryParse(JsonElement body, out CreateImageRequest? request, out string error)
     {
@@ -66,8 +93,88 @@ internal sealed record CreateImageRequest(string Name, long Size, int? ClusterSi
             refcountBits = (int)bits;
         }
 
-        request = new CreateImageRequest(name, size, clusterSize, refcountBits);
+        if (!TryGetFeatures(body, out var features, out error))
+            return false;
+        request = new CreateImageRequest(name, size, clusterSize, refcountBits)
+        {
+            Version = features.Version,
+            CompressionType = features.CompressionType,
+            ExtendedL2 = features.ExtendedL2,
+            LazyRefcounts = features.LazyRefcounts,
+            Preallocation = features.Preallocation,
+        };
         error = "";
+        return true;
+    }
+
+    private readonly record struct Features(int? Version, byte? CompressionType, bool? ExtendedL2, bool? LazyRefcounts, Preallocation? Preallocation);
+
+    private static bool TryGetFeatures(JsonElement body, out Features features, out string error)
+    {
+        features = default;
+        error = "";
+        int? version = null;
+        if (JsonBody.TryGet(body, "version", out JsonElement versionValue))
+        {
+            if (!JsonBody.TryGetWholeNumber(versionValue, out long v) || v is not (2 or 3))
+            {
+                error = $"version must be 2 (compat 0.10) or 3 (compat 1.1), not {JsonBody.Describe(versionValue)}";
+                return false;
+            }
+            version = (int)v;
+        }
+
+        byte? compression = null;
+        if (JsonBody.TryGet(body, "compressionType", out JsonElement compressionValue))
+        {
+            compression = compressionValue.ValueKind != JsonValueKind.String ? null : compressionValue.GetString()?.ToLowerInvariant() switch
+            {
+                "zlib" => QcowCompression.Zlib,
+                "zstd" => QcowCompression.Zstd,
+                _ => null,
+            };
+            if (compression is null)
+            {
+                error = $"compressionType must be \"zlib\" or \"zstd\", not {JsonBody.Describe(compressionValue)}";
+                return false;
+            }
+        }
+
+        if (!TryGetBool(body, "extendedL2", out bool? extendedL2, out error) || !TryGetBool(body, "lazyRefcounts", out bool? lazy, out error))
+            return false;
+
+        Preallocation? preallocation = null;
+        if (JsonBody.TryGet(body, "preallocation", out JsonElement preallocationValue))
+        {
+            preallocation = preallocationValue.ValueKind != JsonValueKind.String ? null : preallocationValue.GetString()?.ToLowerInvariant() switch
+            {
+                "off" => Format.Preallocation.Off,
+                "metadata" => Format.Preallocation.Metadata,
+                _ => null,
+            };
+            if (preallocation is null)
+            {
+                // falloc and full would write the whole disk inside the request: not offered.
+                error = $"preallocation must be \"off\" or \"metadata\", not {JsonBody.Describe(preallocationValue)}";
+                return false;
+            }
+        }
+        features = new Features(version, compression, extendedL2, lazy, preallocation);
+        return true;
+    }
+
+    private static bool TryGetBool(JsonElement body, string member, out bool? value, out string error)
+    {
+        value = null;
+        error = "";
+        if (!JsonBody.TryGet(body, member, out JsonElement element))
+            return true;
+        if (element.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+        {
+            error = $"{member} must be true or false, not {JsonBody.Describe(element)}";
+            return false;
+        }
+        value = element.GetBoolean();
         return true;
     }
 }

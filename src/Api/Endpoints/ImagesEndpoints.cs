@@ -59,7 +59,7 @@ internal static class ImagesEndpoints
         {
             if (!CreateImageRequest.TryParse(document.RootElement, out CreateImageRequest? request, out error))
                 return ApiProblems.BadRequest(error);
-            ImageInfo info = await images.CreateAsync(request!.Name, request.Size, request.ClusterSize, request.RefcountBits, ct);
+            ImageInfo info = await images.CreateAsync(request!.Name, request.ToOptions(), ct);
             return TypedResults.Created($"/images/{Uri.EscapeDataString(info.Name)}", info);
         }
     }

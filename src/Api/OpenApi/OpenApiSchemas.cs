@@ -30,7 +30,41 @@ internal static class OpenApiSchemas
             {
                 Type = JsonSchemaType.Integer,
                 Enum = [1, 2, 4, 8, 16, 32, 64],
-                Description = "Refcount width in bits. Default 16.",
+                Default = 16,
+                Description = "Refcount width in bits. Version 2 images need 16.",
+            },
+            ["version"] = new OpenApiSchema
+            {
+                Type = JsonSchemaType.Integer,
+                Enum = [2, 3],
+                Default = 3,
+                Description = "qcow2 version: 3 (compat 1.1) or 2 (compat 0.10: refcountBits 16, no zstd, extendedL2 or lazyRefcounts).",
+            },
+            ["compressionType"] = new OpenApiSchema
+            {
+                Type = JsonSchemaType.String,
+                Enum = [(JsonNode)"zlib", (JsonNode)"zstd"],
+                Default = "zlib",
+                Description = "Compression type recorded in the header (version 3 only); zstd sets incompatible bit 3.",
+            },
+            ["extendedL2"] = new OpenApiSchema
+            {
+                Type = JsonSchemaType.Boolean,
+                Default = false,
+                Description = "Extended L2 entries (subclusters): version 3, clusters of at least 16 KiB. This server does not serve their data (422).",
+            },
+            ["lazyRefcounts"] = new OpenApiSchema
+            {
+                Type = JsonSchemaType.Boolean,
+                Default = false,
+                Description = "Sets the lazy refcounts compatible bit (version 3 only); this server keeps ordered writes regardless.",
+            },
+            ["preallocation"] = new OpenApiSchema
+            {
+                Type = JsonSchemaType.String,
+                Enum = [(JsonNode)"off", (JsonNode)"metadata"],
+                Default = "off",
+                Description = "metadata: every L2 table and data cluster allocated as qemu-img does; up to 8 TiB and 2 GiB of tables.",
             },
         },
     };

@@ -20,6 +20,25 @@ public sealed class RequestBodyParsingTests
         Assert.Equal(new CreateImageRequest("vm1", size, cluster, bits), request);
     }
 
+    [Fact]
+    public void Create_request_leaves_qemu_img_defaults_for_omitted_options()
+    {
+        Assert.True(CreateImageRequest.TryParse(Json("""{"name":"vm1","size":"1G"}"""), out CreateImageRequest? request, out string error), error);
+        Assert.Equal(new QcowActors.Format.CreateOptions(1L << 30), request!.ToOptions());
+    }
+
+    [Fact]
+    public void Create_request_takes_every_feature_option()
+    {
+        const string body = """{"name":"vm1","size":"1G","version":3,"compressionType":"ZSTD","extendedL2":true,"lazyRefcounts":true,"preallocation":"metadata"}""";
+        Assert.True(CreateImageRequest.TryParse(Json(body), out CreateImageRequest? request, out string error), error);
+        Assert.Equal(new QcowActors.Format.CreateOptions(1L << 30)
+        {
+            Version = 3, CompressionType = QcowActors.Format.QcowCompression.Zstd, ExtendedL2 = true, LazyRefcounts = true,
+            Preallocation = QcowActors.Format.Preallocation.Metadata,
+        }, request!.ToOptions());
+    }
+
     [Theory]
     [InlineData("""{"size":"1G"}""", "name is required")]
     [InlineData("""{"name":5,"size":"1G"}""", "name is required")]

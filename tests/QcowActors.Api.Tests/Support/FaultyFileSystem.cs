@@ -108,7 +108,7 @@ internal sealed class FaultyFileSystem : IImageFileSystem
 
     public IImageFile Open(string path, bool writable) => new FaultyFile(this, _disk.Open(path, writable));
 
-    public async Task CreateAtomicAsync(string finalPath, IReadOnlyList<(long Offset, byte[] Bytes)> writes, long length, CancellationToken ct)
+    public async Task CreateAtomicAsync(string finalPath, IEnumerable<(long Offset, ReadOnlyMemory<byte> Bytes)> writes, long length, CancellationToken ct)
     {
         if (WriteFault() is { } fault)
             throw fault;

@@ -33,7 +33,7 @@ internal static class ImageFiles
     {
         using var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite);
         foreach (var (offset, bytes) in plan.Writes)
-            RandomAccess.Write(handle, bytes, offset);
+            RandomAccess.Write(handle, bytes.Span, offset);
         RandomAccess.SetLength(handle, plan.FileLength);
     }
 
@@ -42,7 +42,7 @@ internal static class ImageFiles
     {
         var image = new byte[plan.FileLength];
         foreach (var (offset, bytes) in plan.Writes)
-            bytes.CopyTo(image, offset);
+            bytes.Span.CopyTo(image.AsSpan((int)offset));
         return image;
     }
 }
