@@ -142,6 +142,28 @@ public sealed class ExtendedL2ImageTests(ServerFixture fixture, ITestOutputHelpe
         Assert.Equal(new byte[4096], await fixture.Server.Api.GetRangeAsync(name, 2L * cluster, 4096)); // the rest still reads
     }
 
+    [Theory]
+    [InlineData("off")]
+    [InlineData("metadata")]
+    public async Task An_image_created_here_with_extended_l2_takes_writes_as_qemu_expects(string preallocation)
+    {
+        string name = $"ext-created-{preallocation}";
+        const long size = 20L * MiB;
+        using (var created = await fixture.Server.Client.PostAsync("images", new StringContent(
+            $$"""{"name":"{{name}}","size":{{size}},"clusterSize":32768,"extendedL2":true,"preallocation":"{{preallocation}}"}""",
+            System.Text.Encoding.UTF8, "application/json")))
+            Assert.Equal(201, (int)created.StatusCode);
+        string path = fixture.Server.ImagePath(name);
+        using var model = DiskModel.Create(size, _scratch.Path);
+        var rng = TestSeed.Create(output, 777, name);
+        var ops = RandomWorkload.Writes(rng, size, 150, 32768, maxLength: MiB);
+        await InteropWriteTests.ApplyAsync(fixture.Server.Api, name, model, ops, rng, flushEvery: 25);
+        await fixture.Server.Api.FlushAsync(name);
+        await DiskAssert.ServedDiskMatchesAsync(fixture.Server.Api, name, model);
+        DiskAssert.CheckIsClean(path);
+        DiskAssert.FileMatchesModel(path, model, _scratch);
+    }
+
     [Fact]
     public async Task A_small_write_into_an_empty_cluster_allocates_only_its_subclusters()
     {

@@ -70,7 +70,7 @@ public sealed class ProblemMapperTests
     [Fact]
     public void Unsupported_feature_is_named_in_the_problem()
     {
-        var error = new ImageException(ImageError.Unsupported, "compressed clusters are not supported yet", "compressed clusters");
+        var error = new ImageException(ImageError.Unsupported, "the cluster at 0 cannot be inflated", "compressed clusters");
         ProblemDetails problem = Assert.IsType<ProblemDetails>(ProblemMapper.TryMap(error));
         Assert.Equal(422, problem.Status);
         Assert.Equal("compressed clusters", problem.Extensions["feature"]);
