@@ -221,26 +221,14 @@ public sealed partial class ImageService : IImageService
             // Tables not in memory are asked for MapParallelism at a time, ahead of the one being yielded.
             var ahead = new Queue<Task<IReadOnlyList<ExtentRun>>>();
             long next = 0;
-            DiskExtent? open = null;
+            var merger = new DiskExtentMerger(size);
             while (next < tables || ahead.Count > 0)
             {
                 for (; next < tables && ahead.Count < MapParallelism; next++)
                     ahead.Enqueue(TableExtentsAsync(handle, next, ct));
-                foreach (var run in await ahead.Dequeue().ConfigureAwait(false))
-                {
-                    if (run.Start >= size) break;
-                    long length = Math.Min(run.Length, size - run.Start);
-                    bool zero = run.Kind == ExtentKind.Zero;
-                    if (open is not null && open.Zero == zero)
-                    {
-                        open = open with { Length = open.Length + length };
-                        continue;
-                    }
-                    if (open is not null) yield return open;
-                    open = new DiskExtent(run.Start, length, zero, zero);
-                }
+                foreach (var extent in merger.Add(await ahead.Dequeue().ConfigureAwait(false))) yield return extent;
             }
-            if (open is not null) yield return open;
+            if (merger.Finish() is { } last) yield return last;
         }
         finally
         {

@@ -131,28 +131,16 @@ public sealed class SnapshotView : IAsyncDisposable
         try
         {
             long tables = layout.L1EntriesFor(VirtualSize);
-            DiskExtent? open = null;
+            var merger = new DiskExtentMerger(VirtualSize);
             for (long i = 0; i < tables; i++)
             {
                 long start = layout.L2TableStart(i);
                 IReadOnlyList<ExtentRun> runs = await ReadTableAsync(handle, i, table, ct).ConfigureAwait(false)
                     ? L2Directory.ExtentsOf(ReadOnlyTable(table, layout), layout, start)
                     : [new ExtentRun(start, layout.L2Coverage, ExtentKind.Zero)];
-                foreach (var run in runs)
-                {
-                    if (run.Start >= VirtualSize) break;
-                    long length = Math.Min(run.Length, VirtualSize - run.Start);
-                    bool zero = run.Kind == ExtentKind.Zero;
-                    if (open is not null && open.Zero == zero)
-                    {
-                        open = open with { Length = open.Length + length };
-                        continue;
-                    }
-                    if (open is not null) yield return open;
-                    open = new DiskExtent(run.Start, length, zero, zero);
-                }
+                foreach (var extent in merger.Add(runs)) yield return extent;
             }
-            if (open is not null) yield return open;
+            if (merger.Finish() is { } last) yield return last;
         }
         finally
         {

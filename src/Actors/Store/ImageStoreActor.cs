@@ -103,14 +103,18 @@ public sealed class ImageStoreActor : ReceiveActor
 
     private string PathOf(string name) => ImageNames.PathFor(_directory, name);
 
+    /// <summary>Answers a message for an invalid name with 400 (the name never reaches the file system).</summary>
+    private bool RefusedName(string name)
+    {
+        if (ImageNames.IsValid(name)) return false;
+        Sender.Tell(new Status.Failure(new ImageException(ImageError.InvalidArgument, $"'{name}' is not a valid image name")));
+        return true;
+    }
+
     private void Route(IImageMessage message)
     {
         string name = message.Image;
-        if (!ImageNames.IsValid(name))
-        {
-            Sender.Tell(new Status.Failure(new ImageException(ImageError.InvalidArgument, $"'{name}' is not a valid image name")));
-            return;
-        }
+        if (RefusedName(name)) return;
         if (_closing.TryGetValue(name, out var waiting))
         {
             waiting.Add((message, Sender));
@@ -222,11 +226,7 @@ public sealed class ImageStoreActor : ReceiveActor
     private void Maintain(RunMaintenance m)
     {
         string name = m.Image;
-        if (!ImageNames.IsValid(name))
-        {
-            Sender.Tell(new Status.Failure(new ImageException(ImageError.InvalidArgument, $"'{name}' is not a valid image name")));
-            return;
-        }
+        if (RefusedName(name)) return;
         if (_maintenance.TryGetValue(name, out var queue))
         {
             queue.Enqueue((m, Sender));
@@ -324,11 +324,7 @@ public sealed class ImageStoreActor : ReceiveActor
     private void Delete(DeleteImage d)
     {
         string name = d.Image;
-        if (!ImageNames.IsValid(name))
-        {
-            Sender.Tell(new Status.Failure(new ImageException(ImageError.InvalidArgument, $"'{name}' is not a valid image name")));
-            return;
-        }
+        if (RefusedName(name)) return;
         if (_closing.TryGetValue(name, out var waiting) && !_open.ContainsKey(name))
         {
             waiting.Add((d, Sender)); // the file is being deleted: answer after that
