@@ -89,6 +89,14 @@ public sealed record ImageInfo(
 /// A fully mapped read. Copy it into a PipeWriter (RandomAccess reads straight into the writer's
 /// memory); dispose to release the lease that keeps its host clusters from being reused.
 /// </summary>
+/// <summary>A virtual disk a request reads by ranges: the image's (<see cref="ImageSession"/>) or a snapshot's (<see cref="SnapshotView"/>).</summary>
+public interface IDiskReadSource
+{
+    long VirtualSize { get; }
+    /// <summary>Maps [offset, offset+length); the plan holds what keeps the mapped clusters in place until disposed.</summary>
+    Task<DiskReadPlan> PlanReadAsync(long offset, long length, CancellationToken ct);
+}
+
 public abstract class DiskReadPlan : IAsyncDisposable
 {
     public abstract long Offset { get; }

@@ -38,7 +38,8 @@ internal sealed class MappedReadPlan(ImageHandle handle, CompressedClusterReader
                 else await handle.File.ReadAsync(memory[..n], run.HostOffset + done, ct).ConfigureAwait(false);
                 destination.Advance(n);
                 done += n;
-                await FlushAsync(destination, ct).ConfigureAwait(false);
+                var flush = await destination.FlushAsync(ct).ConfigureAwait(false);
+                if (flush.IsCanceled || flush.IsCompleted) throw ClientStopped();
             }
         }
     }
@@ -70,7 +71,8 @@ internal sealed class MappedReadPlan(ImageHandle handle, CompressedClusterReader
                     destination.Advance(n);
                     bytes = bytes[n..];
                 }
-                await FlushAsync(destination, ct).ConfigureAwait(false);
+                var flush = await destination.FlushAsync(ct).ConfigureAwait(false);
+                if (flush.IsCanceled || flush.IsCompleted) throw ClientStopped();
             }
         }
         finally
@@ -85,11 +87,7 @@ internal sealed class MappedReadPlan(ImageHandle handle, CompressedClusterReader
         }
     }
 
-    private static async ValueTask FlushAsync(PipeWriter destination, CancellationToken ct)
-    {
-        var flush = await destination.FlushAsync(ct).ConfigureAwait(false);
-        if (flush.IsCanceled || flush.IsCompleted) throw new OperationCanceledException("the client stopped reading");
-    }
+    private static OperationCanceledException ClientStopped() => new("the client stopped reading");
 
     public override ValueTask DisposeAsync()
     {

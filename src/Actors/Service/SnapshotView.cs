@@ -14,7 +14,7 @@ namespace QcowActors.Actors.Service;
 /// mapping is made under its own entry (as the disk path does, so a long download does not hold one
 /// entry for hours); an entry into a new incarnation checks the snapshot is still the same one.
 /// </summary>
-public sealed class SnapshotView : IAsyncDisposable
+public sealed class SnapshotView : IDiskReadSource, IAsyncDisposable
 {
     private readonly ImageService _service;
     private ImageHandle _handle;

@@ -55,16 +55,16 @@ internal static class DiskReadEndpoints
         CancellationToken ct = context.RequestAborted;
         // One entry into the image's I/O gate serves the size and the first segment's mapping.
         await using ImageSession image = await images.OpenAsync(name, ct);
-        return await ServeRangeAsync(context, name, image.VirtualSize, image.PlanReadAsync, logs, sendBody);
+        return await ServeRangeAsync(context, name, image, logs, sendBody);
     }
 
     /// <summary>
-    /// Answers a GET or HEAD of a virtual disk of <paramref name="size"/> bytes (the disk, or a
-    /// snapshot's): Range resolved per RFC 9110, the first segment mapped before any header goes out.
+    /// Answers a GET or HEAD of a virtual disk (the image's, or a snapshot's): Range resolved per
+    /// RFC 9110, the first segment mapped before any header goes out.
     /// </summary>
-    internal static async Task<IResult> ServeRangeAsync(HttpContext context, string name, long size,
-        Func<long, long, CancellationToken, Task<DiskReadPlan>> planRead, ILoggerFactory logs, bool sendBody)
+    internal static async Task<IResult> ServeRangeAsync(HttpContext context, string name, IDiskReadSource disk, ILoggerFactory logs, bool sendBody)
     {
+        long size = disk.VirtualSize;
         CancellationToken ct = context.RequestAborted;
         HttpResponse response = context.Response;
         response.Headers.AcceptRanges = "bytes";
@@ -82,7 +82,7 @@ internal static class DiskReadEndpoints
 
         // Map the first segment before any header goes out, so an unreadable image is a problem response.
         DiskReadPlan? plan = sendBody && range.Length > 0
-            ? await planRead(range.Offset, Math.Min(range.Length, PlanSegment), ct)
+            ? await disk.PlanReadAsync(range.Offset, Math.Min(range.Length, PlanSegment), ct)
             : null;
         try
         {
@@ -108,7 +108,7 @@ internal static class DiskReadEndpoints
                     plan = null;
                     if (position >= end)
                         break;
-                    plan = await planRead(position, Math.Min(end - position, PlanSegment), ct);
+                    plan = await disk.PlanReadAsync(position, Math.Min(end - position, PlanSegment), ct);
                 }
                 await response.BodyWriter.FlushAsync(ct);
             }

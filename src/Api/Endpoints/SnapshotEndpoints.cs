@@ -118,7 +118,7 @@ internal static class SnapshotEndpoints
         if (ImageName.Validate(name) is { } error)
             return ApiProblems.BadRequest(error);
         await using SnapshotView view = await images.OpenSnapshotAsync(name, snapshot, context.RequestAborted);
-        return await DiskReadEndpoints.ServeRangeAsync(context, name, view.VirtualSize, view.PlanReadAsync, logs, sendBody: true);
+        return await DiskReadEndpoints.ServeRangeAsync(context, name, view, logs, sendBody: true);
     }
 
     private static async Task<IResult> ExtentsAsync(string name, string snapshot, HttpContext context, [FromServices] IImageService images)
