@@ -25,6 +25,7 @@ public sealed class CopyOnWriteTests(ServerFixture fixture, ITestOutputHelper ou
         var before = _scratch.File($"{name}-before.raw");
         Qemu.ConvertToRaw(path, before);
         using var model = DiskModel.FromRawFile(before);
+        await DiskAssert.ServedDiskMatchesAsync(fixture.Server.Api, name, model); // read as qemu-img reads it
 
         var rng = TestSeed.Create(output, 777, name);
         // Twice over the same area: the first pass copies the shared clusters, the second writes the copies in place.
