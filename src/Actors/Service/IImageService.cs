@@ -17,6 +17,12 @@ public interface IImageService
     Task DeleteAsync(string name, CancellationToken ct);
 
     /// <summary>
+    /// Lets go of the image on this node: requests inside finish, everything is flushed, the file is
+    /// closed cleanly and its locks released. The next request opens it again. 404 for an unknown name.
+    /// </summary>
+    Task CloseAsync(string name, CancellationToken ct);
+
+    /// <summary>
     /// Opens the image for one request: its I/O gate is entered once, and that entry serves the
     /// request's first operation (see <see cref="ImageSession"/>). Dispose it when the request ends.
     /// </summary>

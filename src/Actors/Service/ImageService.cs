@@ -84,6 +84,14 @@ public sealed partial class ImageService : IImageService
         await AskStoreAsync<ImageDeleted>(new DeleteImage(name), ct).ConfigureAwait(false);
     }
 
+    public async Task CloseAsync(string name, CancellationToken ct)
+    {
+        CheckName(name);
+        if (!File.Exists(ImageNames.PathFor(Options.Directory, name)))
+            throw new ImageException(ImageError.NotFound, $"image '{name}' does not exist");
+        await AskStoreAsync<LocalImageReleased>(new ReleaseLocalImage(name), ct).ConfigureAwait(false);
+    }
+
     public async Task<ImageSession> OpenAsync(string name, CancellationToken ct)
     {
         var (handle, token) = await EnterAsync(name, ct).ConfigureAwait(false);

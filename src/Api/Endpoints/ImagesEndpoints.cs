@@ -42,6 +42,12 @@ internal static class ImagesEndpoints
             .Produces<ImageInfo>(StatusCodes.Status200OK)
             .ProducesProblems(400, 404, 409, 422, 503, 507);
 
+        images.MapPost("/{name}/close", CloseAsync)
+            .WithName("CloseImage")
+            .WithSummary("Flush and close the image on the server, releasing its file and locks; the next request opens it again")
+            .Produces(StatusCodes.Status204NoContent)
+            .ProducesProblems(400, 404, 503);
+
         images.MapDelete("/{name}", DeleteAsync)
             .WithName("DeleteImage")
             .WithSummary("Delete an image and its file")
@@ -97,6 +103,14 @@ internal static class ImagesEndpoints
                 return ApiProblems.BadRequest(sizeError);
         }
         return TypedResults.Ok(await images.ResizeAsync(name, size, ct));
+    }
+
+    private static async Task<IResult> CloseAsync(string name, HttpContext context, [FromServices] IImageService images)
+    {
+        if (ImageName.Validate(name) is { } error)
+            return ApiProblems.BadRequest(error);
+        await images.CloseAsync(name, context.RequestAborted);
+        return TypedResults.NoContent();
     }
 
     private static async Task<IResult> DeleteAsync(string name, HttpContext context, [FromServices] IImageService images)
