@@ -119,7 +119,7 @@ public sealed class CrashReplayTests(ITestOutputHelper output) : EngineTestBase(
             await File.WriteAllBytesAsync(path, Apply(baseImage, ops.Take(count)));
             string raw = Path.Combine(StoreDirectory, "flushed.raw");
             await File.WriteAllBytesAsync(raw, expected);
-            Qemu("qemu-img", "compare", "-f", "qcow2", "-F", "raw", path, raw);
+            Qemu("qemu-img", "compare", "-U", "-f", "qcow2", "-F", "raw", path, raw);
         }
 
         if (leakyState is not null)
@@ -203,7 +203,7 @@ public sealed class CrashReplayTests(ITestOutputHelper output) : EngineTestBase(
             await File.WriteAllBytesAsync(path, Apply(baseImage, ops.Take(count)));
             string raw = Path.Combine(StoreDirectory, "snap-ack.raw");
             await File.WriteAllBytesAsync(raw, expected);
-            Qemu("qemu-img", "compare", "-f", "qcow2", "-F", "raw", path, raw);
+            Qemu("qemu-img", "compare", "-U", "-f", "qcow2", "-F", "raw", path, raw);
             var (exit, text) = QemuCheck(path);
             Assert.True(exit is 0 or 3, text);
         }

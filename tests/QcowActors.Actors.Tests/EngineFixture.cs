@@ -84,7 +84,8 @@ public abstract class EngineTestBase : TestKit, IDisposable
     protected static (int Exit, string Output) QemuCheck(string path)
     {
         var psi = new ProcessStartInfo("qemu-img") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { "check", "--output=json", path }) psi.ArgumentList.Add(a);
+        // -U: the engine in this process may hold the image (and QEMU's locks on it), as a server would.
+        foreach (var a in new[] { "check", "-U", "--output=json", path }) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         string output = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
         p.WaitForExit();

@@ -46,6 +46,6 @@ public sealed class RandomWriteTests(ITestOutputHelper output) : EngineTestBase
         Assert.True(exit == 0, text);
         string raw = Path.Combine(StoreDirectory, name + ".raw");
         await File.WriteAllBytesAsync(raw, model);
-        Qemu("qemu-img", "compare", "-f", "qcow2", "-F", "raw", ImagePath(name), raw);
+        Qemu("qemu-img", "compare", "-U", "-f", "qcow2", "-F", "raw", ImagePath(name), raw);
     }
 }

@@ -118,7 +118,7 @@ public sealed class SnapshotMaintenanceTests(ITestOutputHelper output) : EngineT
     private static async Task<byte[]> ReadRawAsync(string qcow, long offset, int length)
     {
         string raw = qcow + ".raw";
-        Run("qemu-img", "convert", "-O", "raw", qcow, raw);
+        Run("qemu-img", "convert", "-U", "-O", "raw", qcow, raw);
         await using var f = File.OpenRead(raw);
         f.Position = offset;
         var b = new byte[length];

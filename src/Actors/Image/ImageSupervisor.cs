@@ -110,6 +110,8 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash, IWithT
         QcowFormatException { Problem: QcowProblem.Unsupported } q => new ImageException(ImageError.Unsupported, $"image '{_name}': {q.Message}", q.Feature ?? q.Field, q),
         QcowFormatException q => new ImageException(ImageError.Unsupported, $"image '{_name}' is not a usable qcow2 image: {q.Message}", "invalid image", q),
         FileNotFoundException => new ImageException(ImageError.NotFound, $"image '{_name}' does not exist"),
+        ImageInUseException => new ImageException(ImageError.Conflict,
+            $"image '{_name}': {cause.Message}; the server serves it again once that program closes it (qemu-img with -U reads it meanwhile)", "in use", cause),
         ImageLockedException => new ImageException(ImageError.Unavailable,
             $"image '{_name}' is held open by another process (its lock is taken: another node still has it open, or a tool that locks it); try again", null, cause),
         ImageException i => i,

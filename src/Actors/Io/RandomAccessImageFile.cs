@@ -6,7 +6,9 @@ namespace QcowActors.Actors.Io;
 /// An image file on disk, read and written with RandomAccess at explicit offsets. It is held with
 /// an exclusive lock from open to close (FileShare.None: .NET takes flock(LOCK_EX|LOCK_NB)), so a
 /// second process, on this node or another one sharing the store, cannot open it at the same time:
-/// that is the storage-level fence behind "one writer per image".
+/// that is the storage-level fence behind "one writer per image". On that same open file
+/// description it takes QEMU's permission locks (<see cref="QemuPermissionLocks"/>), so QEMU's
+/// tools and the server refuse each other's conflicting opens.
 /// </summary>
 public sealed class RandomAccessImageFile : IImageFile
 {
@@ -25,6 +27,16 @@ public sealed class RandomAccessImageFile : IImageFile
         catch (IOException e) when (e.HResult == EWOULDBLOCK && e is not FileNotFoundException)
         {
             throw new ImageLockedException(path, e);
+        }
+        // The cluster fence (flock) first, then QEMU's locks on the same open file description.
+        try
+        {
+            QemuPermissionLocks.Acquire(_handle, path, writable);
+        }
+        catch
+        {
+            _handle.Dispose();
+            throw;
         }
         WriterLog.Opened(path);
     }

@@ -263,10 +263,15 @@ public sealed class ImageStoreActor : ReceiveActor
         var waitLimit = _options.MetadataCacheWaitLimit;
         Task.Run(() => Image.Maintenance.MaintenanceRunner.RunAsync(name, path, fs, budget, waitLimit, message.Operation, CancellationToken.None))
             .PipeTo(Self, success: r => new MaintenanceDone(name, replyTo, r),
-                failure: e => new MaintenanceDone(name, replyTo, new Status.Failure(e is ImageLockedException
-                    ? new ImageException(ImageError.Unavailable, $"image '{name}' is held open by another process (its lock is taken); try again", null, e)
-                    : IoErrors.Map(e is AggregateException { InnerException: { } inner } ? inner : e, name))));
+                failure: e => new MaintenanceDone(name, replyTo, new Status.Failure(MaintenanceError(name, e is AggregateException { InnerException: { } inner } ? inner : e))));
     }
+
+    private static Exception MaintenanceError(string name, Exception e) => e switch
+    {
+        ImageLockedException => new ImageException(ImageError.Unavailable, $"image '{name}' is held open by another process (its lock is taken); try again", null, e),
+        ImageInUseException => new ImageException(ImageError.Conflict, $"image '{name}': {e.Message}", "in use", e),
+        _ => IoErrors.Map(e, name),
+    };
 
     private void OnMaintenanceDone(MaintenanceDone done)
     {
