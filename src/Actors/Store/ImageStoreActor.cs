@@ -103,6 +103,26 @@ public sealed class ImageStoreActor : ReceiveActor
 
     private string PathOf(string name) => ImageNames.PathFor(_directory, name);
 
+    /// <summary>
+    /// Existence first (a request for a name that does not exist starts nothing), then this node's
+    /// right to open it; answers the sender when either fails.
+    /// </summary>
+    private bool RefusedToOpen(string name)
+    {
+        if (!File.Exists(PathOf(name)))
+        {
+            Sender.Tell(new Status.Failure(new ImageException(ImageError.NotFound, $"image '{name}' does not exist")));
+            return true;
+        }
+        if (_ownership is not null && !_ownership.MayOpen(name))
+        {
+            Sender.Tell(new Status.Failure(new ImageException(ImageError.Unavailable,
+                $"image '{name}' is not served by this node right now (it is moving to another node); try again")));
+            return true;
+        }
+        return false;
+    }
+
     /// <summary>Answers a message for an invalid name with 400 (the name never reaches the file system).</summary>
     private bool RefusedName(string name)
     {
@@ -122,18 +142,7 @@ public sealed class ImageStoreActor : ReceiveActor
         }
         if (!_open.TryGetValue(name, out var image))
         {
-            // Existence first: a request for a name that does not exist starts nothing.
-            if (!File.Exists(PathOf(name)))
-            {
-                Sender.Tell(new Status.Failure(new ImageException(ImageError.NotFound, $"image '{name}' does not exist")));
-                return;
-            }
-            if (_ownership is not null && !_ownership.MayOpen(name))
-            {
-                Sender.Tell(new Status.Failure(new ImageException(ImageError.Unavailable,
-                    $"image '{name}' is not served by this node right now (it is moving to another node); try again")));
-                return;
-            }
+            if (RefusedToOpen(name)) return;
             if (_open.Count >= _options.MaxOpenImages && !CloseLeastRecentlyUsed())
             {
                 Sender.Tell(new Status.Failure(new ImageException(ImageError.Unavailable,
@@ -237,17 +246,7 @@ public sealed class ImageStoreActor : ReceiveActor
             waiting.Add((m, Sender)); // closing or being deleted: decide after that
             return;
         }
-        if (!File.Exists(PathOf(name)))
-        {
-            Sender.Tell(new Status.Failure(new ImageException(ImageError.NotFound, $"image '{name}' does not exist")));
-            return;
-        }
-        if (_ownership is not null && !_ownership.MayOpen(name))
-        {
-            Sender.Tell(new Status.Failure(new ImageException(ImageError.Unavailable,
-                $"image '{name}' is not served by this node right now (it is moving to another node); try again")));
-            return;
-        }
+        if (RefusedToOpen(name)) return;
         _maintenance[name] = new Queue<(RunMaintenance, IActorRef)>([(m, Sender)]);
         if (_open.ContainsKey(name)) BeginClose(name);
         else StartMaintenance(name);

@@ -38,15 +38,10 @@ internal sealed record CreateImageRequest(string Name, long Size, int? ClusterSi
     public static bool TryParse(JsonElement body, out CreateImageRequest? request, out string error)
     {
         request = null;
-        // Unknown members are refused rather than ignored: "cluster_size" silently dropped would
-        // create an image with the wrong layout.
-        foreach (JsonProperty p in body.EnumerateObject())
+        if (JsonBody.UnknownMember(body, Members) is { } unknown)
         {
-            if (!Members.Contains(p.Name, StringComparer.OrdinalIgnoreCase))
-            {
-                error = $"unknown member '{p.Name}'; expected {string.Join(", ", Members)}";
-                return false;
-            }
+            error = unknown;
+            return false;
         }
 
         if (!JsonBody.TryGet(body, "name", out JsonElement nameValue) || nameValue.ValueKind != JsonValueKind.String)

@@ -92,11 +92,8 @@ internal static class ImagesEndpoints
         using (document)
         {
             System.Text.Json.JsonElement body = document.RootElement;
-            foreach (System.Text.Json.JsonProperty p in body.EnumerateObject())
-            {
-                if (!p.Name.Equals("size", StringComparison.OrdinalIgnoreCase))
-                    return ApiProblems.BadRequest($"unknown member '{p.Name}'; expected size");
-            }
+            if (JsonBody.UnknownMember(body, "size") is { } unknown)
+                return ApiProblems.BadRequest(unknown);
             if (!JsonBody.TryGet(body, "size", out System.Text.Json.JsonElement value))
                 return ApiProblems.BadRequest("size is required: a number of bytes or a string such as \"10G\"");
             if (!JsonBody.TryGetByteSize(value, "size", out size, out string sizeError))

@@ -82,11 +82,8 @@ internal static class SnapshotEndpoints
         using (document)
         {
             JsonElement body = document.RootElement;
-            foreach (JsonProperty p in body.EnumerateObject())
-            {
-                if (!p.Name.Equals("name", StringComparison.OrdinalIgnoreCase))
-                    return ApiProblems.BadRequest($"unknown member '{p.Name}'; expected name");
-            }
+            if (JsonBody.UnknownMember(body, "name") is { } unknown)
+                return ApiProblems.BadRequest(unknown);
             if (!JsonBody.TryGet(body, "name", out JsonElement value) || value.ValueKind != JsonValueKind.String)
                 return ApiProblems.BadRequest("name is required and must be a string");
             snapshotName = value.GetString()!;

@@ -31,6 +31,19 @@ internal static class JsonBody
         return (document, "");
     }
 
+    /// <summary>
+    /// The refusal of the first member not in <paramref name="allowed"/> (ASCII case-insensitive), or
+    /// null. Unknown members are refused rather than ignored: "cluster_size" silently dropped would
+    /// create an image with the wrong layout.
+    /// </summary>
+    public static string? UnknownMember(JsonElement obj, params string[] allowed)
+    {
+        foreach (JsonProperty p in obj.EnumerateObject())
+            if (!allowed.Contains(p.Name, StringComparer.OrdinalIgnoreCase))
+                return $"unknown member '{p.Name}'; expected {string.Join(", ", allowed)}";
+        return null;
+    }
+
     /// <summary>The member named <paramref name="name"/> (ASCII case-insensitive), if present and not null.</summary>
     public static bool TryGet(JsonElement obj, string name, out JsonElement value)
     {

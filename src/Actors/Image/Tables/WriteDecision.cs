@@ -52,12 +52,12 @@ internal static class WriteDecision
     {
         var e = L2Entry.From(raw);
         // A compressed cluster is never written in place (QEMU neither): the write gets a normal cluster.
-        if (e.IsCompressed) return Filled(ClusterAction.Allocate, 0, whole ? ClusterFill.None : ClusterFill.Inflate, (long)raw, raw, clusterSize, 0);
-        if (e.IsData && e.Copied) return NoFill(ClusterAction.InPlace, e.HostOffset, 0);
+        if (e.IsCompressed) return Filled(ClusterAction.Allocate, 0, whole ? ClusterFill.None : ClusterFill.Inflate, (long)raw, raw, clusterSize);
+        if (e.IsData && e.Copied) return InPlace(e.HostOffset);
         if (e.IsZero && e.HostOffset != 0 && e.Copied)
-            return Filled(ClusterAction.InPlaceAndPublish, e.HostOffset, whole ? ClusterFill.None : ClusterFill.Zeros, 0, 0, clusterSize, 0);
+            return Filled(ClusterAction.InPlaceAndPublish, e.HostOffset, whole ? ClusterFill.None : ClusterFill.Zeros, 0, 0, clusterSize);
         var fill = whole ? ClusterFill.None : e.IsData ? ClusterFill.CopyFrom : ClusterFill.Zeros;
-        return Filled(ClusterAction.Allocate, 0, fill, e.IsData ? e.HostOffset : 0, e.HostOffset != 0 ? raw : 0, clusterSize, 0);
+        return Filled(ClusterAction.Allocate, 0, fill, e.IsData ? e.HostOffset : 0, e.HostOffset != 0 ? raw : 0, clusterSize);
     }
 
     private static ClusterDecision DecideExtended(ulong raw, SubclusterBitmap bitmap, int from, int length, ClusterLayout layout)
@@ -75,7 +75,7 @@ internal static class WriteDecision
         long host = e.HostOffset;
         if (host != 0 && e.Copied)
         {
-            if ((bitmap.Allocated & written) == written) return NoFill(ClusterAction.InPlace, host, 0);
+            if ((bitmap.Allocated & written) == written) return InPlace(host);
             // Pad only the partly covered end subclusters that hold nothing yet; allocated ones keep their bytes.
             int fillFrom = from % sc != 0 && !bitmap.IsAllocated(first) ? first * sc : from;
             int fillTo = to % sc != 0 && !bitmap.IsAllocated(last) ? (last + 1) * sc : to;
@@ -101,11 +101,12 @@ internal static class WriteDecision
         }
     }
 
-    private static ClusterDecision NoFill(ClusterAction action, long host, ulong bitmap)
-        => new(action, host, ClusterFill.None, 0, 0, 0, 0, 0, bitmap);
+    /// <summary>Bytes straight into a cluster this image holds; its entry stays as it is.</summary>
+    private static ClusterDecision InPlace(long host) => new(ClusterAction.InPlace, host, ClusterFill.None, 0, 0, 0, 0, 0, 0);
 
-    private static ClusterDecision Filled(ClusterAction action, long host, ClusterFill fill, long source, ulong replaced, int clusterSize, ulong bitmap)
-        => new(action, host, fill, source, replaced, 0, clusterSize, uint.MaxValue, bitmap);
+    /// <summary>A standard entry's decision: a fill covers the whole cluster, all of the source holds data.</summary>
+    private static ClusterDecision Filled(ClusterAction action, long host, ClusterFill fill, long source, ulong replaced, int clusterSize)
+        => new(action, host, fill, source, replaced, 0, clusterSize, uint.MaxValue, 0);
 
     /// <summary>
     /// The host clusters an entry holds a reference to, which replacing or discarding it releases:
