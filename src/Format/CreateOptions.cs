@@ -28,4 +28,8 @@ public sealed record CreateOptions(long VirtualSize, int ClusterSize = 65536, in
     /// <summary>Sets the lazy refcounts compatible bit (version 3 only).</summary>
     public bool LazyRefcounts { get; init; }
     public Preallocation Preallocation { get; init; } = Preallocation.Off;
+    /// <summary>The backing file name the header records (an overlay), or null.</summary>
+    public string? BackingFile { get; init; }
+    /// <summary>Its format ("qcow2", "raw"), recorded in the backing-format extension; required with a backing file.</summary>
+    public string? BackingFormat { get; init; }
 }

@@ -113,6 +113,13 @@ public static class ImageCreator
             RefcountTableClusters = (uint)start.TableClusters,
             RefcountOrder = layout.RefcountOrder,
         };
+        if (o.BackingFile is not null)
+        {
+            // qemu-img's order: the backing format first, then the feature name table; the name after the extensions.
+            header.BackingFile = o.BackingFile;
+            header.Extensions.Add(new HeaderExtension(HeaderExtensionType.BackingFormat,
+                System.Text.Encoding.UTF8.GetBytes(o.BackingFormat ?? throw new QcowFormatException(QcowProblem.Invalid, "backing_format", "a backing file needs its format"))));
+        }
         if (o.Version == 3)
         {
             header.HeaderLength = CreatedHeaderLength;

@@ -1,4 +1,5 @@
 using Akka.Actor;
+using QcowActors.Actors.Backing;
 using QcowActors.Actors.Io;
 using QcowActors.Actors.Service;
 using QcowActors.Format;
@@ -19,14 +20,16 @@ public sealed class ImageHandle
     private ImageRefusal? _writeRefusal;
 
     internal ImageHandle(string image, QcowHeader header, IImageFile file, IoEpochGate gate, ImageRefusal? dataRefusal,
-        ImageRefusal? writeRefusal, L2Directory directory, MetadataClusters fences, IActorRef supervisor)
+        ImageRefusal? writeRefusal, L2Directory directory, MetadataClusters fences, IActorRef supervisor, BackingDisk? backingDisk = null)
     {
+        BackingDisk = backingDisk;
         Image = image;
         VirtualSize = header.Size;
         Version = (int)header.Version;
         Layout = header.Layout;
         CompressionType = header.CompressionType;
         Backing = header.BackingFile;
+        BackingFormat = header.BackingFile is null ? null : BackingReference.FormatOf(header);
         Dirty = (header.IncompatibleFeatures & FeatureBits.IncompatibleDirty) != 0;
         SnapshotsOffset = header.SnapshotsOffset;
         SnapshotCount = header.NbSnapshots;
@@ -45,7 +48,11 @@ public sealed class ImageHandle
     public ClusterLayout Layout { get; }
     /// <summary>How its compressed clusters are compressed (<see cref="QcowCompression"/>).</summary>
     public byte CompressionType { get; }
+    /// <summary>The backing file name its header records, or null.</summary>
     public string? Backing { get; }
+    public string? BackingFormat { get; }
+    /// <summary>The disk beneath this overlay (what its unallocated clusters read), open while this incarnation is.</summary>
+    public BackingDisk? BackingDisk { get; }
     /// <summary>The dirty bit as the file had it at open (repaired since).</summary>
     public bool Dirty { get; }
     /// <summary>The snapshot table as the header had it at open: only a maintenance operation changes it, and that closes this incarnation first.</summary>

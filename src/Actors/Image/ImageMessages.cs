@@ -43,17 +43,22 @@ public sealed record CrashL2Table(string Image, long L1Index) : IImageMessage;
 
 // ---- Replies ----
 
-/// <summary>Why data (or writes) of an image are refused: the feature named in the 422.</summary>
-public sealed record ImageRefusal(string Feature, string Detail);
+/// <summary>Why data (or writes) of an image are refused: the feature named in the problem (422, or 409 when Conflict: the image is another's backing).</summary>
+public sealed record ImageRefusal(string Feature, string Detail, bool Conflict = false);
 
 /// <summary>
-/// A run of the virtual disk: HostOffset -1 = reads as zeros; Compressed != 0 = part of one
-/// compressed cluster (Compressed is its L2 entry, HostOffset where the run starts in the inflated
-/// cluster); else contiguous bytes at HostOffset.
+/// A run of the virtual disk: HostOffset <see cref="ZeroHost"/> = reads as zeros (zero flag or
+/// bits); <see cref="UnallocatedHost"/> = nothing in this image: the backing disk's bytes, zeros
+/// without one; Compressed != 0 = part of one compressed cluster (Compressed is its L2 entry,
+/// HostOffset where the run starts in the inflated cluster); else contiguous bytes at HostOffset.
 /// </summary>
 public readonly record struct MappedRun(long VirtualOffset, long Length, long HostOffset, ulong Compressed = 0)
 {
-    public bool IsZero => HostOffset < 0;
+    public const long ZeroHost = -1, UnallocatedHost = -2;
+    public bool IsZero => HostOffset == ZeroHost;
+    public bool IsUnallocated => HostOffset == UnallocatedHost;
+    /// <summary>Zeros here or a backing disk's bytes: no host bytes of this image.</summary>
+    public bool IsHostless => HostOffset < 0 && Compressed == 0;
     public bool IsCompressed => Compressed != 0;
 }
 
@@ -74,10 +79,11 @@ public enum ClusterFill
 /// <summary>
 /// One cluster's part of a write: Length bytes at OffsetInCluster of the host cluster at
 /// HostCluster. With a Fill, bytes [FillFrom, FillTo) of the cluster are written: the data and,
-/// around it, what Fill says (from SourceHost, whose subclusters outside SourceAllocated read as zeros).
+/// around it, what Fill says (from SourceHost, whose subclusters outside SourceAllocated read as zeros),
+/// except the subclusters in FromBacking (all of the fill: uint.MaxValue), which the backing disk fills.
 /// </summary>
 public readonly record struct ClusterWrite(long VirtualOffset, int Length, long HostCluster, int OffsetInCluster, ClusterFill Fill, long SourceHost,
-    int FillFrom, int FillTo, uint SourceAllocated);
+    int FillFrom, int FillTo, uint SourceAllocated, uint FromBacking = 0);
 
 public sealed record WritePlan(long PlanId, long L1Index, ClusterWrite[] Clusters)
 {
@@ -91,7 +97,8 @@ public sealed record ZeroDone;
 
 public sealed record Flushed;
 
-public enum ExtentKind { Data, Zero }
+/// <summary>Unallocated: nothing in this image (the backing disk's extents, or zeros without one).</summary>
+public enum ExtentKind { Data, Zero, Unallocated }
 
 public readonly record struct ExtentRun(long Start, long Length, ExtentKind Kind);
 

@@ -1,3 +1,4 @@
+using QcowActors.Actors.Backing;
 using System.Buffers.Binary;
 using QcowActors.Actors.Io;
 using QcowActors.Actors.Service;
@@ -17,25 +18,48 @@ internal static class ImageOpener
 {
     private const ulong RefcountTableOffsetMask = ~511UL;
 
+    /// <param name="chains">
+    /// The node's backing disks: an image other images name as their backing file is opened
+    /// read-only with a shared lock and refuses writes (409 naming them); an overlay's chain is
+    /// opened (shared) before anything else. Null: no backing files (an image with one is refused).
+    /// </param>
     public static async Task<OpenedImage> OpenAsync(string path, string markerPath, IImageFileSystem fs, MetadataBudget budget,
-        TimeSpan waitLimit, CancellationToken ct)
+        TimeSpan waitLimit, CancellationToken ct, BackingChains? chains = null)
     {
+        string image = Path.GetFileNameWithoutExtension(path);
+        var users = chains is null ? [] : await chains.UsersOfAsync(Path.GetFileName(path), ct).ConfigureAwait(false);
         IImageFile file;
         bool writable = true;
-        try { file = fs.Open(path, writable: true); }
-        catch (UnauthorizedAccessException)
+        ImageRefusal? backingOf = null;
+        if (users.Count > 0)
         {
-            file = fs.Open(path, writable: false);
+            file = fs.OpenShared(path);
             writable = false;
+            backingOf = new ImageRefusal("backing image", $"image '{image}' is the backing image of {string.Join(", ", users.Select(u => $"'{u}'"))}; "
+                + "it is read-only while they use it (delete them, or qemu-img rebase them onto another base, first)", Conflict: true);
+        }
+        else
+        {
+            try { file = fs.Open(path, writable: true); }
+            catch (UnauthorizedAccessException)
+            {
+                file = fs.Open(path, writable: false);
+                writable = false;
+            }
         }
         var reservation = new Reservation(budget);
+        BackingDisk? backing = null;
         try
         {
-            return await ReadAsync(file, writable, markerPath, fs, reservation, waitLimit, ct).ConfigureAwait(false);
+            var opened = await ReadAsync(file, writable, backingOf, markerPath, fs, reservation, waitLimit, ct,
+                async header => backing = header.BackingFile is null || chains is null ? null : await chains.AcquireAsync(image, header, ct).ConfigureAwait(false))
+                .ConfigureAwait(false);
+            return opened;
         }
         catch
         {
             reservation.ReleaseAll();
+            if (backing is not null) await chains!.ReleaseAsync(backing).ConfigureAwait(false);
             await file.DisposeAsync().ConfigureAwait(false);
             throw;
         }
@@ -75,12 +99,25 @@ internal static class ImageOpener
         }
     }
 
-    private static async Task<OpenedImage> ReadAsync(IImageFile file, bool writable, string markerPath, IImageFileSystem fs,
-        Reservation reservation, TimeSpan waitLimit, CancellationToken ct)
+    private static async Task<OpenedImage> ReadAsync(IImageFile file, bool writable, ImageRefusal? backingOf, string markerPath, IImageFileSystem fs,
+        Reservation reservation, TimeSpan waitLimit, CancellationToken ct, Func<QcowHeader, Task<BackingDisk?>> openBacking)
     {
         string image = Path.GetFileNameWithoutExtension(file.Path);
         long length = file.Length;
         var header = await ReadHeaderAsync(file, length, ct).ConfigureAwait(false);
+        // The chain beneath first. A backing name that is refused (outside the store, no format, a
+        // cycle...) refuses the data and leaves this file untouched (no repair, no header write);
+        // the image is still described (info). A lock held elsewhere fails the open: it may pass.
+        BackingDisk? backing = null;
+        ImageRefusal? chainRefusal = null;
+        if (DataRefusal(header) is null)
+        {
+            try { backing = await openBacking(header).ConfigureAwait(false); }
+            catch (ImageException e) when (e.Error == ImageError.Unsupported)
+            {
+                chainRefusal = new ImageRefusal(e.Feature ?? BackingReference.Feature, e.Message);
+            }
+        }
         var layout = header.Layout;
         int cs = layout.ClusterSize;
         long fileClusters = layout.ClustersFor(length);
@@ -100,8 +137,9 @@ internal static class ImageOpener
         var refTable = new byte[rtBytes];
         await file.ReadAsync(refTable, header.RefcountTableOffset, ct).ConfigureAwait(false);
 
-        var dataRefusal = DataRefusal(header);
-        var writeRefusal = dataRefusal ?? WriteRefusal(header, writable);
+        var dataRefusal = DataRefusal(header) ?? chainRefusal
+            ?? (header.BackingFile is not null && backing is null ? new ImageRefusal(BackingReference.Feature, "the image has a backing file, which this store does not open") : null);
+        var writeRefusal = dataRefusal ?? backingOf ?? WriteRefusal(header, writable);
         string? repaired = null;
         bool unclean = File.Exists(markerPath);
         bool dirty = (header.IncompatibleFeatures & FeatureBits.IncompatibleDirty) != 0;
@@ -142,7 +180,7 @@ internal static class ImageOpener
         reservation.Give(cs); // the scan's cluster
         return new OpenedImage
         {
-            File = file, Header = header, L1 = l1, RefcountTable = refTable, RefcountBlocks = scan.Kept,
+            File = file, Header = header, L1 = l1, Backing = backing, RefcountTable = refTable, RefcountBlocks = scan.Kept,
             EndCluster = fileClusters, Free = scan.Free, Fences = fences, ReservedBytes = reservation.Bytes,
             DataRefusal = dataRefusal, WriteRefusal = writeRefusal, Violation = violation ?? scan.Violation, Repaired = repaired,
         };
@@ -256,9 +294,6 @@ internal static class ImageOpener
 
     internal static ImageRefusal? DataRefusal(QcowHeader h)
     {
-        if (h.BackingFile is not null)
-            return new("backing file", $"the image has a backing file ('{h.BackingFile}'); this server does not serve images with backing files "
-                + "(qemu-img convert makes a standalone copy)");
         if ((h.IncompatibleFeatures & FeatureBits.IncompatibleExternalData) != 0)
             return new("external data file", $"the image keeps its data in an external data file{DataFileName(h)}; this server serves only "
                 + "images whose data is inside the qcow2 file (qemu-img convert makes one)");

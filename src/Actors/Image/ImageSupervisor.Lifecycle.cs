@@ -221,6 +221,7 @@ internal sealed partial class ImageSupervisor
     private async Task CloseFileAsync(bool clean)
     {
         await _file.DisposeAsync().ConfigureAwait(false);
+        if (Interlocked.Exchange(ref _backing, null) is { } backing) await _chains.ReleaseAsync(backing).ConfigureAwait(false);
         if (clean && File.Exists(_markerPath))
         {
             File.Delete(_markerPath);
@@ -252,6 +253,7 @@ internal sealed partial class ImageSupervisor
         // Children have stopped by now: their buffers go back to the pool, every reserved byte to the budget.
         _tables?.ReleaseAll();
         _budget.Leave(_member);
+        if (Interlocked.Exchange(ref _backing, null) is { } backing) _ = _chains.ReleaseAsync(backing);
         if (_file is null || _fileClosed) return;
         // Stopped without a clean close (a failure): release the handle; the marker stays, so the next open repairs.
         _log.Warning("Image {0} stopped without a clean close; it will be checked for leaks on next open", _name);

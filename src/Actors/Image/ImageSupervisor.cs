@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Event;
+using QcowActors.Actors.Backing;
 using QcowActors.Actors.Io;
 using QcowActors.Actors.Service;
 using QcowActors.Format;
@@ -23,6 +24,9 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash, IWithT
     private readonly IImageFileSystem _fs;
     private readonly MetadataBudget _budget;
     private readonly TimeSpan _waitLimit;
+    private readonly BackingChains _chains;
+    /// <summary>The chain beneath this overlay while it is open (released once, at close or stop).</summary>
+    private BackingDisk? _backing;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly IoEpochGate _gate = new();
 
@@ -45,8 +49,9 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash, IWithT
     /// <summary>Tables being read whose writes wait: until loaded it is unknown whether they are compact, and a shared one must be loaded to be copied.</summary>
     private readonly Dictionary<long, List<(object Message, IActorRef Sender)>> _loading = [];
 
-    public ImageSupervisor(string name, string path, IImageFileSystem fs, MetadataBudget budget, TimeSpan waitLimit)
+    public ImageSupervisor(string name, string path, IImageFileSystem fs, MetadataBudget budget, TimeSpan waitLimit, BackingChains chains)
     {
+        _chains = chains;
         _name = name;
         _path = path;
         _markerPath = MarkerPathFor(path);
@@ -59,8 +64,8 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash, IWithT
     public IStash Stash { get; set; } = null!;
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(string name, string path, IImageFileSystem fs, MetadataBudget budget, TimeSpan waitLimit)
-        => Akka.Actor.Props.Create(() => new ImageSupervisor(name, path, fs, budget, waitLimit));
+    public static Props Props(string name, string path, IImageFileSystem fs, MetadataBudget budget, TimeSpan waitLimit, BackingChains chains)
+        => Akka.Actor.Props.Create(() => new ImageSupervisor(name, path, fs, budget, waitLimit, chains));
 
     /// <summary>Exists while the image may have unflushed metadata on disk; left behind = unclean close.</summary>
     public static string MarkerPathFor(string path)
@@ -74,7 +79,7 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash, IWithT
     protected override void PreStart()
     {
         Become(Opening);
-        ImageOpener.OpenAsync(_path, _markerPath, _fs, _budget, _waitLimit, CancellationToken.None).PipeTo(Self);
+        ImageOpener.OpenAsync(_path, _markerPath, _fs, _budget, _waitLimit, CancellationToken.None, _chains).PipeTo(Self);
     }
 
     private void Opening(object message)
@@ -122,11 +127,12 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash, IWithT
     private void Adopt(OpenedImage opened)
     {
         _file = opened.File;
+        _backing = opened.Backing;
         _header = opened.Header;
         _layout = _header.Layout;
         _l1 = opened.L1;
         _fences = opened.Fences;
-        var directory = new L2Directory(_l1, _layout);
+        var directory = new L2Directory(_l1, _layout, _backing is not null);
         _cache = new MetadataCache(_budget, _layout.ClusterSize, opened.ReservedBytes);
         _budget.Join(_member);
         _tables = new ImageTables(Context, _name, _layout, _file, _header.Version >= 3, directory, _fences, _cache);
@@ -139,7 +145,7 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash, IWithT
         _counting = new CountedAllocation(_layout, _allocator, _refcountTable, _tables, _cache, _fences, _flush, _header);
         _dataRefusal = opened.DataRefusal;
         _violation = opened.Violation;
-        _handle = new ImageHandle(_name, _header, _file, _gate, _dataRefusal, opened.WriteRefusal, directory, _fences, Self);
+        _handle = new ImageHandle(_name, _header, _file, _gate, _dataRefusal, opened.WriteRefusal, directory, _fences, Self, _backing);
         if (opened.Repaired is not null)
             _log.Info("Image {0} was not closed cleanly or was marked dirty: {1}", _name, opened.Repaired);
         if (_violation is not null)
@@ -173,7 +179,7 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash, IWithT
     private bool Refuse(ImageRefusal? refusal)
     {
         if (refusal is null) return false;
-        Sender.Tell(new Status.Failure(new ImageException(ImageError.Unsupported, $"image '{_name}': {refusal.Detail}", refusal.Feature)));
+        Sender.Tell(new Status.Failure(ImageService.RefusalError(_name, refusal)));
         return true;
     }
 
@@ -190,8 +196,8 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash, IWithT
         if (L1Entry.From(_l1[i]).IsUnallocated)
         {
             Sender.Tell(message is MapRange m
-                ? new RangeMapping([new MappedRun(m.Offset, m.Length, -1)])
-                : new ExtentRuns([new ExtentRun(_layout.L2TableStart(i), _layout.L2Coverage, ExtentKind.Zero)]));
+                ? new RangeMapping([new MappedRun(m.Offset, m.Length, MappedRun.UnallocatedHost)])
+                : new ExtentRuns([new ExtentRun(_layout.L2TableStart(i), _layout.L2Coverage, ExtentKind.Unallocated)]));
             return;
         }
         if (!_tables.TryGetTable(i, out _, out _) && !TryLoadTable(i))
@@ -211,8 +217,8 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash, IWithT
         {
             if (e.IsUnallocated)
             {
-                // Without a backing file an unallocated table already reads as zeros.
-                if (message is ZeroClusters)
+                // Without a backing file an unallocated table already reads as zeros (an overlay's reads its backing's bytes).
+                if (message is ZeroClusters && _handle.BackingDisk is null)
                 {
                     Sender.Tell(new ZeroDone());
                     return;

@@ -1,3 +1,4 @@
+using QcowActors.Actors.Backing;
 using QcowActors.Actors.Io;
 using QcowActors.Format;
 
@@ -8,6 +9,8 @@ internal sealed class OpenedImage
 {
     public required IImageFile File { get; init; }
     public required QcowHeader Header { get; init; }
+    /// <summary>The chain beneath an overlay (opened shared), or null; the image releases it when it closes.</summary>
+    public BackingDisk? Backing { get; init; }
     public required ulong[] L1 { get; init; }
     /// <summary>The refcount table in its on-disk form.</summary>
     public required byte[] RefcountTable { get; init; }

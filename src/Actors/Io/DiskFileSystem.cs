@@ -7,6 +7,8 @@ public sealed class DiskFileSystem : IImageFileSystem
 {
     public IImageFile Open(string path, bool writable) => new RandomAccessImageFile(path, writable);
 
+    public IImageFile OpenShared(string path) => new RandomAccessImageFile(path, writable: false, shared: true);
+
     public async Task CreateAtomicAsync(string finalPath, IEnumerable<(long Offset, ReadOnlyMemory<byte> Bytes)> writes, long length, CancellationToken ct)
     {
         string dir = Path.GetDirectoryName(Path.GetFullPath(finalPath))!;

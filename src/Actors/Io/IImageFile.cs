@@ -20,6 +20,8 @@ public interface IImageFile : IAsyncDisposable
 public interface IImageFileSystem
 {
     IImageFile Open(string path, bool writable);
+    /// <summary>Opens an image read-only with a shared lock: a backing image, or an image other images use as one.</summary>
+    IImageFile OpenShared(string path) => Open(path, writable: false);
     /// <summary>Creates a file with the given content durably and atomically under finalPath (fails if it exists).</summary>
     Task CreateAtomicAsync(string finalPath, IEnumerable<(long Offset, ReadOnlyMemory<byte> Bytes)> writes, long length, CancellationToken ct);
     /// <summary>fsync of a directory, so a rename or unlink in it survives power loss.</summary>

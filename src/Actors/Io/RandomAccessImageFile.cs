@@ -4,7 +4,7 @@ namespace QcowActors.Actors.Io;
 
 /// <summary>
 /// An image file on disk, read and written with RandomAccess at explicit offsets. It is held with
-/// an exclusive lock from open to close (FileShare.None: .NET takes flock(LOCK_EX|LOCK_NB)), so a
+/// an exclusive lock from open to close (a backing image: a shared one) (FileShare.None: .NET takes flock(LOCK_EX|LOCK_NB)), so a
 /// second process, on this node or another one sharing the store, cannot open it at the same time:
 /// that is the storage-level fence behind "one writer per image". On that same open file
 /// description it takes QEMU's permission locks (<see cref="QemuPermissionLocks"/>), so QEMU's
@@ -16,13 +16,18 @@ public sealed class RandomAccessImageFile : IImageFile
     private readonly SafeFileHandle _handle;
     private int _disposed;
 
-    public RandomAccessImageFile(string path, bool writable)
+    /// <param name="shared">
+    /// Read-only, held with a shared lock (FileShare.Read: flock(LOCK_SH)) — a backing image, which
+    /// any number of overlays and nodes read at once while nobody may write it.
+    /// </param>
+    public RandomAccessImageFile(string path, bool writable, bool shared = false)
     {
+        if (shared && writable) throw new ArgumentException("a shared image file is read-only", nameof(shared));
         Path = path;
         try
         {
             _handle = File.OpenHandle(path, FileMode.Open, writable ? FileAccess.ReadWrite : FileAccess.Read,
-                FileShare.None, FileOptions.Asynchronous);
+                shared ? FileShare.Read : FileShare.None, FileOptions.Asynchronous);
         }
         catch (IOException e) when (e.HResult == EWOULDBLOCK && e is not FileNotFoundException)
         {

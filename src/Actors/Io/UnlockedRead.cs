@@ -11,6 +11,7 @@ namespace QcowActors.Actors.Io;
 internal static partial class UnlockedRead
 {
     private const int O_RDONLY = 0;
+    private const int O_NONBLOCK = 0x800;
     private const int O_CLOEXEC = 0x80000;
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
@@ -21,7 +22,8 @@ internal static partial class UnlockedRead
     {
         if (!OperatingSystem.IsLinux())
             return File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        int fd = Open(path, O_RDONLY | O_CLOEXEC);
+        // O_NONBLOCK: a FIFO named like an image must not block the open (its read then fails: skipped).
+        int fd = Open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
         if (fd < 0)
         {
             int errno = Marshal.GetLastPInvokeError();

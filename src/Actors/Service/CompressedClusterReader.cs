@@ -35,28 +35,33 @@ internal sealed class CompressedClusterReader
 
     /// <summary>Reads the compressed data of <paramref name="entry"/> and inflates it into a pooled cluster buffer.</summary>
     /// <param name="virtualOffset">Where the cluster is on the disk, for the error a broken cluster gives.</param>
-    public async Task<InflatedCluster> InflateAsync(ImageHandle handle, ulong entry, long virtualOffset, CancellationToken ct)
+    public Task<InflatedCluster> InflateAsync(ImageHandle handle, ulong entry, long virtualOffset, CancellationToken ct)
+        => InflateAsync(handle.File, handle.Layout, handle.CompressionType, handle.Image, entry, virtualOffset, ct);
+
+    /// <summary>The same for any image file (a backing image has no handle).</summary>
+    public async Task<InflatedCluster> InflateAsync(IImageFile file, ClusterLayout layout, byte compressionType, string image,
+        ulong entry, long virtualOffset, CancellationToken ct)
     {
         await _slots.WaitAsync(ct).ConfigureAwait(false);
-        int clusterBits = handle.Layout.ClusterBits;
+        int clusterBits = layout.ClusterBits;
         var descriptor = CompressedDescriptor.From(entry, clusterBits);
         // The sector count is bounded by its field's width; the span may run past the end of the
         // file (its last sector is rounded up), which reads as zeros.
         int inputLength = descriptor.MaxCompressedLength;
         byte[] input = ArrayPool<byte>.Shared.Rent(inputLength);
-        byte[] output = ArrayPool<byte>.Shared.Rent(handle.Layout.ClusterSize);
+        byte[] output = ArrayPool<byte>.Shared.Rent(layout.ClusterSize);
         bool handedOut = false;
         try
         {
-            await handle.File.ReadAsync(input.AsMemory(0, inputLength), descriptor.HostOffset, ct).ConfigureAwait(false);
-            string? error = await Task.Run(() => Inflate(handle.CompressionType, input.AsMemory(0, inputLength), output.AsSpan(0, handle.Layout.ClusterSize)), ct)
+            await file.ReadAsync(input.AsMemory(0, inputLength), descriptor.HostOffset, ct).ConfigureAwait(false);
+            string? error = await Task.Run(() => Inflate(compressionType, input.AsMemory(0, inputLength), output.AsSpan(0, layout.ClusterSize)), ct)
                 .ConfigureAwait(false);
             if (error is not null)
                 throw new ImageException(ImageError.Unsupported,
-                    $"image '{handle.Image}': the compressed cluster at virtual offset {virtualOffset} (host offset {descriptor.HostOffset}) cannot be inflated: {error}",
+                    $"image '{image}': the compressed cluster at virtual offset {virtualOffset} (host offset {descriptor.HostOffset}) cannot be inflated: {error}",
                     "corrupt compressed cluster");
             handedOut = true;
-            return new InflatedCluster(output, handle.Layout.ClusterSize);
+            return new InflatedCluster(output, layout.ClusterSize);
         }
         finally
         {

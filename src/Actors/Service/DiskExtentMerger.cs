@@ -18,7 +18,7 @@ internal sealed class DiskExtentMerger(long size)
         {
             if (run.Start >= size) break;
             long length = Math.Min(run.Length, size - run.Start);
-            bool zero = run.Kind == ExtentKind.Zero;
+            bool zero = run.Kind != ExtentKind.Data; // unallocated with no backing disk beneath reads as zeros
             if (_open is not null && _open.Zero == zero)
             {
                 _open = _open with { Length = _open.Length + length };

@@ -28,6 +28,9 @@ public interface IImageService
     /// </summary>
     Task<ImageSession> OpenAsync(string name, CancellationToken ct);
 
+    /// <summary>Opens a disk for one request's reads: a qcow2 image's session (as <see cref="OpenAsync"/>), or a raw image of the store.</summary>
+    Task<IDiskReader> OpenReadAsync(string name, CancellationToken ct);
+
     /// <summary>
     /// Maps [offset, offset+length) completely (the caller checked the range against the size)
     /// and returns a plan that holds a read lease until disposed. Mapping errors (422 features,
@@ -85,10 +88,19 @@ public sealed record ImageInfo(
     string? Backing,
     bool Dirty)
 {
+    /// <summary>The backing file's format as the header records it (qcow2, raw), or null.</summary>
+    public string? BackingFormat { get; init; }
+
     /// <summary>The info of an image file from its header and its length on disk.</summary>
     public static ImageInfo FromHeader(string name, QcowActors.Format.QcowHeader h, long actualSize)
         => new(name, "qcow2", (int)h.Version, h.Size, actualSize, h.ClusterSize, h.RefcountBits, h.BackingFile,
-            (h.IncompatibleFeatures & QcowActors.Format.FeatureBits.IncompatibleDirty) != 0);
+            (h.IncompatibleFeatures & QcowActors.Format.FeatureBits.IncompatibleDirty) != 0)
+        {
+            BackingFormat = h.BackingFile is null ? null : QcowActors.Actors.Backing.BackingReference.FormatOf(h),
+        };
+
+    /// <summary>A raw image of the store: its bytes are the disk.</summary>
+    public static ImageInfo Raw(string name, long length) => new(name, "raw", 0, length, length, 0, 0, null, false);
 }
 
 /// <summary>

@@ -117,12 +117,42 @@ public sealed partial class ImageService
                     filled.Span.Clear();
                     break;
             }
+            if (c.FromBacking != 0) await CopyUpAsync(handle, c, filled, ct).ConfigureAwait(false);
             data.Span.CopyTo(filled.Span[(c.OffsetInCluster - c.FillFrom)..]);
             await handle.File.WriteAsync(filled, c.HostCluster + c.FillFrom, ct).ConfigureAwait(false);
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>
+    /// An overlay's copy-up: the parts of the fill that held nothing in this image get the backing
+    /// disk's bytes (the whole fill for a standard entry; the subclusters in FromBacking, in runs, for extended ones).
+    /// </summary>
+    private static async Task CopyUpAsync(ImageHandle handle, ClusterWrite c, Memory<byte> filled, CancellationToken ct)
+    {
+        var backing = handle.BackingDisk;
+        long clusterStart = handle.Layout.ClusterStart(c.VirtualOffset);
+        if (backing is null) return; // an image without one reads zeros there, as filled
+        if (!handle.Layout.ExtendedL2)
+        {
+            await backing.ReadAsync(filled, clusterStart + c.FillFrom, ct).ConfigureAwait(false);
+            return;
+        }
+        int sc = handle.Layout.SubclusterSize;
+        for (int k = c.FillFrom / sc; k * sc < c.FillTo;)
+        {
+            if ((c.FromBacking & (1u << k)) == 0)
+            {
+                k++;
+                continue;
+            }
+            int first = k;
+            while (k * sc < c.FillTo && (c.FromBacking & (1u << k)) != 0) k++;
+            int from = Math.Max(first * sc, c.FillFrom), to = Math.Min(k * sc, c.FillTo);
+            await backing.ReadAsync(filled.Slice(from - c.FillFrom, to - from), clusterStart + from, ct).ConfigureAwait(false);
         }
     }
 
@@ -144,6 +174,17 @@ public sealed partial class ImageService
         ThrowIfRefused(handle, write: true);
         CheckRange(handle, offset, length);
         if (length == 0) return;
+        if (handle.BackingDisk is not null && handle.Version < 3)
+        {
+            // A v2 overlay has no zero flag: only written zeros mask its backing disk (QEMU writes them too).
+            for (long o = offset; o < offset + length;)
+            {
+                int n = (int)Math.Min(Zeros.Length, offset + length - o);
+                await WriteAsync(handle, o, Zeros[..n], ct).ConfigureAwait(false);
+                o += n;
+            }
+            return;
+        }
         var layout = handle.Layout;
         long end = offset + length;
         long wholeStart = layout.RoundUpToCluster(offset);
@@ -163,12 +204,12 @@ public sealed partial class ImageService
         if (wholeEnd < end) await ZeroPartialAsync(handle, wholeEnd, end - wholeEnd, ct).ConfigureAwait(false);
     }
 
-    /// <summary>Part of one cluster: written with zeros unless it already reads as zeros.</summary>
+    /// <summary>Part of one cluster: written with zeros unless it already reads as zeros (an overlay's unallocated part reads its backing disk).</summary>
     private async Task ZeroPartialAsync(ImageHandle handle, long offset, long length, CancellationToken ct)
     {
         var runs = handle.TryMap(offset, length)
             ?? [.. (await handle.AskAsync<RangeMapping>(new MapRange(handle.Image, offset, length), AskTimeout, ct).ConfigureAwait(false)).Runs];
-        if (runs.TrueForAll(r => r.IsZero)) return;
+        if (runs.TrueForAll(r => r.IsZero || r.IsUnallocated && handle.BackingDisk is null)) return;
         await WriteInTableAsync(handle, offset, Zeros[..(int)length], ct).ConfigureAwait(false);
     }
 }

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Hosting;
+using QcowActors.Actors.Backing;
 using QcowActors.Actors.Image;
 using QcowActors.Actors.Store;
 using QcowActors.Format;
@@ -25,14 +26,20 @@ public sealed partial class ImageService : IImageService
     /// <summary>Compressed clusters of any read (the disk, a snapshot) are inflated here.</summary>
     internal CompressedClusterReader Inflater => _inflater;
 
-    public ImageService(IRequiredActor<ImageStoreActor> store, StoreOptions options) : this(store.ActorRef, options) { }
+    public ImageService(IRequiredActor<ImageStoreActor> store, StoreOptions options, BackingChains chains) : this(store.ActorRef, options, chains) { }
 
     /// <summary>For tests and hosts that start the store actor themselves.</summary>
-    public ImageService(IActorRef store, StoreOptions options)
+    public ImageService(IActorRef store, StoreOptions options, BackingChains? chains = null)
     {
         _store = store;
         Options = options;
+        _chains = chains ?? new BackingChains(options.Directory, new Io.DiskFileSystem());
     }
+
+    private readonly BackingChains _chains;
+
+    /// <summary>A raw image of the store by name (no qcow2 image of that name), or null.</summary>
+    private string? RawImage(string name) => ImageNames.RawImagePath(_chains.Directory, name);
 
     public StoreOptions Options { get; }
 
@@ -59,10 +66,60 @@ public sealed partial class ImageService : IImageService
     public Task<ImageInfo> CreateAsync(string name, long virtualSize, int? clusterSize, int? refcountBits, CancellationToken ct)
         => CreateAsync(name, new CreateOptions(virtualSize, clusterSize ?? 65536, refcountBits ?? 16), ct);
 
-    public Task<ImageInfo> CreateAsync(string name, CreateOptions options, CancellationToken ct)
+    public async Task<ImageInfo> CreateAsync(string name, CreateOptions options, CancellationToken ct)
     {
         CheckName(name);
-        return AskStoreAsync<ImageInfo>(new CreateImage(name, options), ct);
+        if (options.BackingFile is not null) options = await OverlayOptionsAsync(name, options, ct).ConfigureAwait(false);
+        return await AskStoreAsync<ImageInfo>(new CreateImage(name, options), ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// An overlay's options: "backing" names an image of the store (base, base.qcow2 or base.raw),
+    /// recorded as its file name with its format; the size defaults to the backing disk's. The
+    /// chain beneath is checked now (as an open would), so a bad one is refused before a file exists.
+    /// </summary>
+    private async Task<CreateOptions> OverlayOptionsAsync(string name, CreateOptions options, CancellationToken ct)
+    {
+        string dir = Path.GetFullPath(Options.Directory);
+        string given = options.BackingFile!;
+        string? file = ImageNames.IsValid(given) && File.Exists(ImageNames.PathFor(dir, given)) ? given + ImageNames.Extension
+            : ImageNames.IsValid(given) && File.Exists(ImageNames.RawPathFor(dir, given)) ? given + ImageNames.RawExtension
+            : null;
+        if (file is null && BackingReference.TryResolvePath(dir, given, out _) is { } named && File.Exists(named.Path)) file = named.FileName;
+        if (file is null || Path.GetFileNameWithoutExtension(file) == name)
+            throw new ImageException(ImageError.InvalidArgument, $"backing '{given}' names no other image of the store");
+        var target = BackingReference.Resolve(dir, name, file, BackingReference.TryResolvePath(dir, file, out _)!.Format);
+        long backingSize = await ChainSizeAsync(dir, name, target, ct).ConfigureAwait(false);
+        return options with
+        {
+            VirtualSize = options.VirtualSize > 0 ? options.VirtualSize : backingSize,
+            BackingFile = target.FileName,
+            BackingFormat = target.Format,
+        };
+    }
+
+    /// <summary>The backing disk's size, after walking its chain by headers: every name resolves in the store, no cycle, at most <see cref="BackingChains.MaxDepth"/> deep.</summary>
+    private static async Task<long> ChainSizeAsync(string dir, string overlay, BackingTarget target, CancellationToken ct)
+    {
+        long size = -1;
+        var seen = new List<string> { overlay + ImageNames.Extension };
+        for (var t = target; ;)
+        {
+            if (seen.Contains(t.FileName))
+                throw BackingReference.Refused(overlay, target.FileName, $"makes a cycle ({string.Join(" → ", seen)} → {t.FileName})");
+            seen.Add(t.FileName);
+            if (seen.Count - 1 > BackingChains.MaxDepth)
+                throw BackingReference.Refused(overlay, target.FileName, $"is more than {BackingChains.MaxDepth} backing images deep");
+            if (t.Format == "raw")
+                return size < 0 ? new FileInfo(t.Path).Length : size;
+            var header = await StoreListing.TryReadAsync(t.Path, t.Name).ConfigureAwait(false)
+                ?? throw BackingReference.Refused(overlay, target.FileName, $"is not a readable qcow2 image ({t.FileName})");
+            if (size < 0) size = header.VirtualSize;
+            ct.ThrowIfCancellationRequested();
+            if (header.Backing is null) return size;
+            var format = header.BackingFormat;
+            t = BackingReference.Resolve(dir, t.Name, header.Backing, format);
+        }
     }
 
     public Task<IReadOnlyList<ImageInfo>> ListAsync(CancellationToken ct) => AskStoreAsync<IReadOnlyList<ImageInfo>>(new ListImages(), ct);
@@ -70,12 +127,23 @@ public sealed partial class ImageService : IImageService
     /// <summary>From the image's handle (no round trip once attached); the file's length is read live.</summary>
     public async Task<ImageInfo> GetInfoAsync(string name, CancellationToken ct)
     {
+        CheckName(name);
+        if (RawImage(name) is { } raw) return ImageInfo.Raw(name, new FileInfo(raw).Length);
         var (h, token) = await EnterAsync(name, ct).ConfigureAwait(false);
         using (token)
         {
             return new ImageInfo(h.Image, "qcow2", h.Version, h.VirtualSize, h.File.Length, h.Layout.ClusterSize,
-                h.Layout.RefcountBits, h.Backing, h.Dirty);
+                h.Layout.RefcountBits, h.Backing, h.Dirty) { BackingFormat = h.BackingFormat };
         }
+    }
+
+    public async Task<IDiskReader> OpenReadAsync(string name, CancellationToken ct)
+    {
+        CheckName(name);
+        // An open qcow2 image (the common case) needs no look at the directory.
+        if (_handles.ContainsKey(name) || RawImage(name) is not { } raw) return await OpenAsync(name, ct).ConfigureAwait(false);
+        var target = BackingReference.Resolve(_chains.Directory, name, Path.GetFileName(raw), "raw");
+        return new BackingDiskView(_chains, await _chains.AcquireImageAsync(name, target, ct).ConfigureAwait(false));
     }
 
     public async Task DeleteAsync(string name, CancellationToken ct)
@@ -87,6 +155,7 @@ public sealed partial class ImageService : IImageService
     public async Task CloseAsync(string name, CancellationToken ct)
     {
         CheckName(name);
+        if (RawImage(name) is not null) return; // read-only, shared: nothing to let go of beyond the requests' own views
         if (!File.Exists(ImageNames.PathFor(Options.Directory, name)))
             throw new ImageException(ImageError.NotFound, $"image '{name}' does not exist");
         await AskStoreAsync<LocalImageReleased>(new ReleaseLocalImage(name), ct).ConfigureAwait(false);
@@ -142,8 +211,12 @@ public sealed partial class ImageService : IImageService
     internal static void ThrowIfRefused(ImageHandle h, bool write)
     {
         var r = h.DataRefusal ?? (write ? h.WriteRefusal : null);
-        if (r is not null) throw new ImageException(ImageError.Unsupported, $"image '{h.Image}': {r.Detail}", r.Feature);
+        if (r is not null) throw RefusalError(h.Image, r);
     }
+
+    /// <summary>422 naming the feature; 409 for an image other images use as their backing.</summary>
+    internal static ImageException RefusalError(string image, ImageRefusal r)
+        => new(r.Conflict ? ImageError.Conflict : ImageError.Unsupported, r.Detail.StartsWith("image '", StringComparison.Ordinal) ? r.Detail : $"image '{image}': {r.Detail}", r.Feature);
 
     internal static void CheckRange(ImageHandle h, long offset, long length)
     {
@@ -213,6 +286,12 @@ public sealed partial class ImageService : IImageService
     /// </summary>
     public async Task<IAsyncEnumerable<DiskExtent>> GetExtentsAsync(string name, CancellationToken ct)
     {
+        CheckName(name);
+        if (RawImage(name) is { } raw)
+        {
+            long length = new FileInfo(raw).Length;
+            return (length == 0 ? Array.Empty<DiskExtent>() : [new DiskExtent(0, length, false, false)]).ToAsyncEnumerable();
+        }
         var (handle, token) = await EnterAsync(name, ct).ConfigureAwait(false);
         using (token) ThrowIfRefused(handle, write: false);
         return StreamExtentsAsync(name, ct);
@@ -244,10 +323,11 @@ public sealed partial class ImageService : IImageService
         }
     }
 
-    /// <summary>Runs of table i: computed here for tables in memory (and empty L1 slots), else by its actor.</summary>
+    /// <summary>Runs of table i: computed here for tables in memory (and empty L1 slots), else by its actor; an overlay's resolved through its chain.</summary>
     private async Task<IReadOnlyList<ExtentRun>> TableExtentsAsync(ImageHandle handle, long i, CancellationToken ct)
     {
-        if (handle.TryExtents(i) is { } local) return local;
-        return (await handle.AskAsync<ExtentRuns>(new GetL2Extents(handle.Image, i), AskTimeout, ct).ConfigureAwait(false)).Runs;
+        var runs = handle.TryExtents(i) ?? (await handle.AskAsync<ExtentRuns>(new GetL2Extents(handle.Image, i), AskTimeout, ct).ConfigureAwait(false)).Runs;
+        // An overlay's unallocated clusters are what its backing chain has there.
+        return handle.BackingDisk is { } backing ? await backing.ResolveAsync(runs, ct).ConfigureAwait(false) : runs;
     }
 }

@@ -9,7 +9,7 @@ namespace QcowActors.Actors.Service;
 /// and clusters freed meanwhile become reusable. If the image closed between two operations, the
 /// next one opens it again. Operations may run concurrently (an upload keeps two writes in flight).
 /// </summary>
-public sealed class ImageSession : IDiskReadSource, IAsyncDisposable
+public sealed class ImageSession : IDiskReader
 {
     private readonly ImageService _service;
     private ImageHandle _handle;

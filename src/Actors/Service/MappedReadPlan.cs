@@ -5,7 +5,8 @@ namespace QcowActors.Actors.Service;
 
 /// <summary>
 /// A read whose whole range is mapped. Data runs are read with RandomAccess straight into the
-/// response writer's memory; zero runs are cleared there; compressed clusters are inflated a few
+/// response writer's memory; zero runs are cleared there; an overlay's unallocated runs are read
+/// from its backing disk there; compressed clusters are inflated a few
 /// ahead of the one being sent (<see cref="CompressedClusterReader"/>) and copied out. The gate
 /// token keeps every host cluster of the mapping from being reused until the plan is disposed.
 /// </summary>
@@ -34,7 +35,8 @@ internal sealed class MappedReadPlan(ImageHandle handle, CompressedClusterReader
                 int want = (int)Math.Min(ChunkSize, run.Length - done);
                 var memory = destination.GetMemory(want);
                 int n = Math.Min(want, memory.Length);
-                if (run.IsZero) memory.Span[..n].Clear();
+                if (run.IsUnallocated && handle.BackingDisk is { } backing) await backing.ReadAsync(memory[..n], run.VirtualOffset + done, ct).ConfigureAwait(false);
+                else if (run.IsHostless) memory.Span[..n].Clear();
                 else await handle.File.ReadAsync(memory[..n], run.HostOffset + done, ct).ConfigureAwait(false);
                 destination.Advance(n);
                 done += n;

@@ -40,6 +40,8 @@ public static class ServiceCollectionExtensions
             var o = sp.GetRequiredService<IOptions<StoreOptions>>().Value;
             return new Image.MetadataBudget(o.MetadataCacheBytesPerImage, o.MetadataCacheBytesTotal);
         });
+        services.TryAddSingleton(sp => new Backing.BackingChains(
+            Path.GetFullPath(sp.GetRequiredService<IOptions<StoreOptions>>().Value.Directory), sp.GetRequiredService<IImageFileSystem>()));
         services.AddOptions<ClusterSettings>();
         services.AddAkka(ActorSystemName, (builder, sp) =>
         {
@@ -50,6 +52,7 @@ public static class ServiceCollectionExtensions
             var ownership = sp.GetRequiredService<ImageOwnership>();
             var peers = sp.GetRequiredService<ClusterPeers>();
             var budget = sp.GetRequiredService<Image.MetadataBudget>();
+            var chains = sp.GetRequiredService<Backing.BackingChains>();
             builder.AddHocon(
                 "akka.coordinated-shutdown.phases.before-actor-system-terminate.timeout = 120s\n" +
                 "akka.loglevel = INFO\n" +
@@ -82,7 +85,7 @@ public static class ServiceCollectionExtensions
             builder.WithAkkaClusterReadinessCheck(tags: ["ready"]);
             builder.WithActors((system, registry) =>
             {
-                var store = system.ActorOf(ImageStoreActor.Props(Path.GetFullPath(options.Directory), fs, budget, options, ownership), "images");
+                var store = system.ActorOf(ImageStoreActor.Props(Path.GetFullPath(options.Directory), fs, budget, options, ownership, chains), "images");
                 registry.Register<ImageStoreActor>(store);
                 system.ActorOf(PeerDirectory.Props(node, peers), PeerDirectory.Name);
                 CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseBeforeActorSystemTerminate, "close-images", async () =>
@@ -111,7 +114,8 @@ public static class ServiceCollectionExtensions
         });
         services.AddSingleton<IImageService>(sp => new ImageService(
             sp.GetRequiredService<IRequiredActor<ImageStoreActor>>(),
-            sp.GetRequiredService<IOptions<StoreOptions>>().Value));
+            sp.GetRequiredService<IOptions<StoreOptions>>().Value,
+            sp.GetRequiredService<Backing.BackingChains>()));
         return services;
     }
 }

@@ -87,15 +87,15 @@ public sealed class SnapshotView : IDiskReadSource, IAsyncDisposable
                 long part = Math.Min(end, layout.L2TableStart(i + 1)) - o;
                 if (await ReadTableAsync(handle, i, table, ct).ConfigureAwait(false))
                 {
-                    L2Directory.MapEntries(ReadOnlyTable(table, layout), layout, o, part, runs);
+                    L2Directory.MapEntries(PublishedL2Table.ReadOnly(table, layout), layout, o, part, runs);
                 }
-                else if (runs.Count > 0 && runs[^1].IsZero)
+                else if (runs.Count > 0 && runs[^1].IsUnallocated)
                 {
                     runs[^1] = runs[^1] with { Length = runs[^1].Length + part };
                 }
                 else
                 {
-                    runs.Add(new MappedRun(o, part, -1));
+                    runs.Add(new MappedRun(o, part, MappedRun.UnallocatedHost));
                 }
                 o += part;
             }
@@ -106,10 +106,6 @@ public sealed class SnapshotView : IDiskReadSource, IAsyncDisposable
             ArrayPool<byte>.Shared.Return(table);
         }
     }
-
-    /// <summary>A table only this request reads (a version marks extended entries; nothing changes it).</summary>
-    private static PublishedL2Table ReadOnlyTable(byte[] table, ClusterLayout layout)
-        => new(table, null, new ClockBit(), layout.ExtendedL2 ? new TableVersion() : null);
 
     /// <summary>Reads L2 table i of the snapshot into buffer; false when its L1 slot is empty (reads as zeros).</summary>
     private async Task<bool> ReadTableAsync(ImageHandle handle, long i, byte[] buffer, CancellationToken ct)
@@ -136,8 +132,9 @@ public sealed class SnapshotView : IDiskReadSource, IAsyncDisposable
             {
                 long start = layout.L2TableStart(i);
                 IReadOnlyList<ExtentRun> runs = await ReadTableAsync(handle, i, table, ct).ConfigureAwait(false)
-                    ? L2Directory.ExtentsOf(ReadOnlyTable(table, layout), layout, start)
-                    : [new ExtentRun(start, layout.L2Coverage, ExtentKind.Zero)];
+                    ? L2Directory.ExtentsOf(PublishedL2Table.ReadOnly(table, layout), layout, start)
+                    : [new ExtentRun(start, layout.L2Coverage, ExtentKind.Unallocated)];
+                if (handle.BackingDisk is { } backing) runs = await backing.ResolveAsync(runs, ct).ConfigureAwait(false);
                 foreach (var extent in merger.Add(runs)) yield return extent;
             }
             if (merger.Finish() is { } last) yield return last;

@@ -1,4 +1,5 @@
 using Akka.Actor;
+using QcowActors.Actors.Backing;
 using QcowActors.Actors.Image;
 using QcowActors.Actors.Io;
 using QcowActors.Actors.Service;
@@ -20,6 +21,7 @@ public sealed class ImageStoreActor : ReceiveActor
     private readonly IImageFileSystem _fs;
     private readonly MetadataBudget _budget;
     private readonly StoreOptions _options;
+    private readonly BackingChains _chains;
     private readonly Dictionary<string, IActorRef> _open = [];
     private readonly Dictionary<IActorRef, string> _names = [];
     /// <summary>When each open image was last attached here (for images no entity tracks: a store on its own).</summary>
@@ -42,9 +44,14 @@ public sealed class ImageStoreActor : ReceiveActor
     private sealed record Deleted(string Image, IActorRef ReplyTo, Exception? Error);
 
     /// <param name="ownership">Images this node may open (cluster); null: every image (a store on its own, in tests).</param>
-    public ImageStoreActor(string directory, IImageFileSystem fs, MetadataBudget budget, StoreOptions options, Cluster.ImageOwnership? ownership = null)
+    /// <param name="chains">The node's backing disks (shared with the service's raw reads); null: the store's own.</param>
+    public ImageStoreActor(string directory, IImageFileSystem fs, MetadataBudget budget, StoreOptions options, Cluster.ImageOwnership? ownership = null,
+        BackingChains? chains = null)
     {
         _ownership = ownership;
+        _chains = chains ?? new BackingChains(directory, fs);
+        var self = Self;
+        _chains.ReleaseLocalWriter ??= name => self.Ask<LocalImageReleased>(new ReleaseLocalImage(name), options.AskTimeout);
         _budget = budget;
         _options = options;
         _directory = directory;
@@ -98,8 +105,9 @@ public sealed class ImageStoreActor : ReceiveActor
     /// <summary>An image supervisor that fails is stopped, not restarted: the next request reopens (and repairs) the file.</summary>
     protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Stop);
 
-    public static Props Props(string directory, IImageFileSystem fs, MetadataBudget budget, StoreOptions options, Cluster.ImageOwnership? ownership = null)
-        => Akka.Actor.Props.Create(() => new ImageStoreActor(directory, fs, budget, options, ownership));
+    public static Props Props(string directory, IImageFileSystem fs, MetadataBudget budget, StoreOptions options, Cluster.ImageOwnership? ownership = null,
+        BackingChains? chains = null)
+        => Akka.Actor.Props.Create(() => new ImageStoreActor(directory, fs, budget, options, ownership, chains));
 
     private string PathOf(string name) => ImageNames.PathFor(_directory, name);
 
@@ -111,7 +119,9 @@ public sealed class ImageStoreActor : ReceiveActor
     {
         if (!File.Exists(PathOf(name)))
         {
-            Sender.Tell(new Status.Failure(new ImageException(ImageError.NotFound, $"image '{name}' does not exist")));
+            Sender.Tell(new Status.Failure(ImageNames.RawImagePath(_directory, name) is not null
+                ? RawReadOnly(name)
+                : new ImageException(ImageError.NotFound, $"image '{name}' does not exist")));
             return true;
         }
         if (_ownership is not null && !_ownership.MayOpen(name))
@@ -122,6 +132,10 @@ public sealed class ImageStoreActor : ReceiveActor
         }
         return false;
     }
+
+    internal static ImageException RawReadOnly(string name)
+        => new(ImageError.Conflict, $"image '{name}' is a raw image ({name}{ImageNames.RawExtension}): the server serves raw images read-only "
+            + "(GET of its data, and as a backing image); qemu-img convert -O qcow2 makes a writable copy", "raw image");
 
     /// <summary>Answers a message for an invalid name with 400 (the name never reaches the file system).</summary>
     private bool RefusedName(string name)
@@ -149,7 +163,7 @@ public sealed class ImageStoreActor : ReceiveActor
                     $"image '{name}' cannot be opened now: {_open.Count} images are open (Storage:MaxOpenImages) and none of them is idle; try again")));
                 return;
             }
-            image = Context.ActorOf(ImageSupervisor.Props(name, PathOf(name), _fs, _budget, _options.MetadataCacheWaitLimit), Uri.EscapeDataString(name));
+            image = Context.ActorOf(ImageSupervisor.Props(name, PathOf(name), _fs, _budget, _options.MetadataCacheWaitLimit, _chains), Uri.EscapeDataString(name));
             Context.Watch(image);
             _open[name] = image;
             _names[image] = name;
@@ -260,13 +274,31 @@ public sealed class ImageStoreActor : ReceiveActor
         var fs = _fs;
         var budget = _budget;
         var waitLimit = _options.MetadataCacheWaitLimit;
-        Task.Run(() => Image.Maintenance.MaintenanceRunner.RunAsync(name, path, fs, budget, waitLimit, message.Operation, CancellationToken.None))
+        var chains = _chains;
+        Task.Run(async () =>
+            {
+                await RefuseIfBackingAsync(chains, name, "changed").ConfigureAwait(false);
+                return await Image.Maintenance.MaintenanceRunner.RunAsync(name, path, fs, budget, waitLimit, message.Operation, CancellationToken.None).ConfigureAwait(false);
+            })
             .PipeTo(Self, success: r => new MaintenanceDone(name, replyTo, r),
                 failure: e => new MaintenanceDone(name, replyTo, new Status.Failure(MaintenanceError(name, e is AggregateException { InnerException: { } inner } ? inner : e))));
     }
 
+    /// <summary>409 naming the images that use this one as their backing file (or read it as one on this node now).</summary>
+    private static async Task RefuseIfBackingAsync(BackingChains chains, string name, string what, string? fileName = null)
+    {
+        string file = fileName ?? Path.GetFileName(ImageNames.PathFor(chains.Directory, name));
+        var users = await chains.UsersOfAsync(file, CancellationToken.None).ConfigureAwait(false);
+        if (users.Count == 0 && !chains.IsOpen(file)) return;
+        string who = users.Count > 0 ? string.Join(", ", users.Select(u => $"'{u}'")) : "an overlay open on this node";
+        throw new ImageException(ImageError.Conflict,
+            $"image '{name}' is the backing image of {who}; it cannot be {what} while they use it (delete them, or qemu-img rebase them onto another base, first)",
+            "backing image");
+    }
+
     private static Exception MaintenanceError(string name, Exception e) => e switch
     {
+        ImageException i => i,
         ImageLockedException => new ImageException(ImageError.Unavailable, $"image '{name}' is held open by another process (its lock is taken); try again", null, e),
         ImageInUseException => new ImageException(ImageError.Conflict, $"image '{name}': {e.Message}", "in use", e),
         _ => IoErrors.Map(e, name),
@@ -310,6 +342,9 @@ public sealed class ImageStoreActor : ReceiveActor
             Sender.Tell(new Status.Failure(new ImageException(kind, e.Message)));
             return;
         }
+        // A writer of the new overlay's backing image on this node lets go of it: the next open of it is read-only (it has a user now).
+        if (c.Options.BackingFile is { } backing && Path.GetFileNameWithoutExtension(backing) is var baseName && _open.ContainsKey(baseName))
+            BeginClose(baseName);
         _creating.Add(name);
         var replyTo = Sender;
         string path = PathOf(name);
@@ -352,15 +387,17 @@ public sealed class ImageStoreActor : ReceiveActor
     private void DeleteFile(string name, IActorRef replyTo)
     {
         _closing.TryAdd(name, []);
-        string path = PathOf(name);
-        Task.Run(() =>
+        string path = File.Exists(PathOf(name)) ? PathOf(name) : ImageNames.RawImagePath(_directory, name) ?? PathOf(name);
+        var chains = _chains;
+        Task.Run(async () =>
         {
             if (!File.Exists(path)) return new Deleted(name, replyTo, new ImageException(ImageError.NotFound, $"image '{name}' does not exist"));
+            await RefuseIfBackingAsync(chains, name, "deleted", Path.GetFileName(path)).ConfigureAwait(false);
             File.Delete(path);
             string marker = ImageSupervisor.MarkerPathFor(path);
             if (File.Exists(marker)) File.Delete(marker);
             _fs.SyncDirectory(_directory);
             return new Deleted(name, replyTo, null);
-        }).PipeTo(Self, failure: e => new Deleted(name, replyTo, IoErrors.Map(e, name)));
+        }).PipeTo(Self, failure: e => new Deleted(name, replyTo, IoErrors.Map(e is AggregateException { InnerException: { } inner } ? inner : e, name)));
     }
 }

@@ -3,7 +3,7 @@ using QcowActors.Format;
 
 namespace QcowActors.Actors.Store;
 
-/// <summary>Lists the store from file headers alone: no image is opened (no actor, no repair).</summary>
+/// <summary>Lists the store from file headers alone: no image is opened (no actor, no repair); raw images (NAME.raw without a NAME.qcow2) by their length.</summary>
 internal static class StoreListing
 {
     private const int ProbeBytes = 4096;
@@ -20,6 +20,15 @@ internal static class StoreListing
             var info = await TryReadAsync(path, name).ConfigureAwait(false);
             if (info is not null) result.Add(info);
         }
+        var qcow2 = result.Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
+        foreach (var file in new DirectoryInfo(directory).EnumerateFiles("*" + ImageNames.RawExtension))
+        {
+            string name = Path.GetFileNameWithoutExtension(file.Name);
+            // FIFOs, sockets and devices show length 0; symbolic links are not images of the store.
+            if (!ImageNames.IsValid(name) || qcow2.Contains(name) || file.LinkTarget is not null || file.Length == 0) continue;
+            result.Add(ImageInfo.Raw(name, file.Length));
+        }
+        result.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
         return result;
     }
 

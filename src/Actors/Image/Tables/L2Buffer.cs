@@ -70,6 +70,10 @@ internal sealed class PublishedL2Table(byte[]? dense, SparseL2Table? sparse, Clo
     /// <summary>Set for extended entries only.</summary>
     public TableVersion? Version { get; } = version;
 
+    /// <summary>A table read from a file that nothing changes while it is read (a snapshot's, a backing image's).</summary>
+    public static PublishedL2Table ReadOnly(byte[] table, QcowActors.Format.ClusterLayout layout)
+        => new(table, null, new ClockBit(), layout.ExtendedL2 ? new TableVersion() : null);
+
     /// <summary>
     /// Read after the entries: a reader's entry loads are volatile (acquire), so they happen before
     /// this load; <see cref="Retire"/> is a full fence before the buffer can be handed on, so a reader

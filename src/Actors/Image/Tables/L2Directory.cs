@@ -17,11 +17,15 @@ internal sealed class L2Directory
 {
     private readonly ConcurrentDictionary<long, PublishedL2Table> _tables = new();
 
-    internal L2Directory(ulong[] l1, ClusterLayout layout)
+    internal L2Directory(ulong[] l1, ClusterLayout layout, bool hasBacking = false)
     {
         L1 = l1;
         Layout = layout;
+        HasBacking = hasBacking;
     }
+
+    /// <summary>An overlay: its unallocated clusters read the backing disk, so a partial write copies from it.</summary>
+    internal bool HasBacking { get; }
 
     internal ulong[] L1 { get; }
     internal ClusterLayout Layout { get; }
@@ -59,7 +63,7 @@ internal sealed class L2Directory
     internal List<MappedRun>? TryMap(long offset, long length)
     {
         long i = Layout.L1Index(offset);
-        if (IsUnallocated(i)) return [new MappedRun(offset, length, -1)];
+        if (IsUnallocated(i)) return [new MappedRun(offset, length, MappedRun.UnallocatedHost)];
         if (!_tables.TryGetValue(i, out var table)) return null;
         table.Clock.Touch();
         var runs = new List<MappedRun>();
@@ -98,7 +102,7 @@ internal sealed class L2Directory
             long from = Math.Max(offset, clusterStart);
             int len = (int)(Math.Min(end, clusterStart + cs) - from);
             var bitmap = table.Version is null ? default : table.GetBitmap(s);
-            var d = WriteDecision.Decide(table.Get(s), bitmap, (int)(from - clusterStart), len, Layout);
+            var d = WriteDecision.Decide(table.Get(s), bitmap, (int)(from - clusterStart), len, Layout, HasBacking);
             if (d.Action != ClusterAction.InPlace) return null;
             clusters[s - first] = d.ToWrite(from, len, (int)(from - clusterStart));
         }
@@ -111,7 +115,7 @@ internal sealed class L2Directory
     internal List<ExtentRun>? TryExtents(long i)
     {
         long start = Layout.L2TableStart(i);
-        if (IsUnallocated(i)) return [new ExtentRun(start, Layout.L2Coverage, ExtentKind.Zero)];
+        if (IsUnallocated(i)) return [new ExtentRun(start, Layout.L2Coverage, ExtentKind.Unallocated)];
         if (!_tables.TryGetValue(i, out var table)) return null;
         table.Clock.Touch();
         int version = table.Version?.BeginRead() ?? 0;
@@ -122,7 +126,7 @@ internal sealed class L2Directory
     private static ExtentKind KindOf(ulong raw)
     {
         var e = L2Entry.From(raw);
-        return e.IsCompressed || e.IsData ? ExtentKind.Data : ExtentKind.Zero;
+        return e.IsCompressed || e.IsData ? ExtentKind.Data : e.IsZero ? ExtentKind.Zero : ExtentKind.Unallocated;
     }
 
     private static void AddRun(List<ExtentRun> runs, long start, long length, ExtentKind kind)
@@ -133,7 +137,7 @@ internal sealed class L2Directory
             runs.Add(new ExtentRun(start, length, kind));
     }
 
-    /// <summary>Runs of data and of clusters that read as zeros, adjacent equal kinds merged; a compact table walks its used slots only.</summary>
+    /// <summary>Runs of data, of clusters that read as zeros and of unallocated ones, adjacent equal kinds merged; a compact table walks its used slots only.</summary>
     internal static List<ExtentRun> ExtentsOf(PublishedL2Table table, ClusterLayout layout, long tableStart)
     {
         long cs = layout.ClusterSize;
@@ -144,11 +148,11 @@ internal sealed class L2Directory
             for (int k = 0; k < sparse.UsedCount; k++)
             {
                 int slot = sparse.SlotAt(k);
-                if (slot > next) AddRun(runs, tableStart + next * cs, (slot - next) * cs, ExtentKind.Zero);
+                if (slot > next) AddRun(runs, tableStart + next * cs, (slot - next) * cs, ExtentKind.Unallocated);
                 AddRun(runs, tableStart + slot * cs, cs, KindOf(sparse.ValueAt(k)));
                 next = slot + 1;
             }
-            if (next < sparse.Length) AddRun(runs, tableStart + next * cs, (sparse.Length - next) * cs, ExtentKind.Zero);
+            if (next < sparse.Length) AddRun(runs, tableStart + next * cs, (sparse.Length - next) * cs, ExtentKind.Unallocated);
             return runs;
         }
         for (int i = 0; i < layout.L2Entries; i++)
@@ -159,19 +163,22 @@ internal sealed class L2Directory
                 AddRun(runs, tableStart + i * cs, cs, KindOf(raw));
                 continue;
             }
-            // Extended L2: allocated subclusters are data; zero and unallocated ones read as zeros.
-            uint allocated = table.GetBitmap(i).Allocated;
-            if (allocated is 0 or uint.MaxValue)
+            // Extended L2: allocated subclusters are data, zero ones zeros, the others unallocated.
+            var bitmap = table.GetBitmap(i);
+            if (bitmap.Allocated == uint.MaxValue || bitmap.Zero == uint.MaxValue || (bitmap.Allocated | bitmap.Zero) == 0)
             {
-                AddRun(runs, tableStart + i * cs, cs, allocated == 0 ? ExtentKind.Zero : ExtentKind.Data);
+                AddRun(runs, tableStart + i * cs, cs, SubclusterKind(bitmap, 0));
                 continue;
             }
             int sc = layout.SubclusterSize;
             for (int k = 0; k < ClusterLayout.Subclusters; k++)
-                AddRun(runs, tableStart + i * cs + k * sc, sc, (allocated & (1u << k)) != 0 ? ExtentKind.Data : ExtentKind.Zero);
+                AddRun(runs, tableStart + i * cs + k * sc, sc, SubclusterKind(bitmap, k));
         }
         return runs;
     }
+
+    private static ExtentKind SubclusterKind(SubclusterBitmap bitmap, int k)
+        => bitmap.IsAllocated(k) ? ExtentKind.Data : (bitmap.Zero & (1u << k)) != 0 ? ExtentKind.Zero : ExtentKind.Unallocated;
 
     /// <summary>Appends the runs of the range (inside one table): data runs contiguous in the file and zero runs merged, a compressed cluster a run of its own.</summary>
     internal static void MapEntries(PublishedL2Table entries, ClusterLayout layout, long offset, long length, List<MappedRun> runs)
@@ -195,7 +202,7 @@ internal sealed class L2Directory
                 MapSubclusters(e, entries.GetBitmap(i), layout, clusterStart, from, len, runs);
                 continue;
             }
-            AddMapped(runs, from, len, e.IsData ? e.HostOffset + (from - clusterStart) : -1);
+            AddMapped(runs, from, len, e.IsData ? e.HostOffset + (from - clusterStart) : e.IsZero ? MappedRun.ZeroHost : MappedRun.UnallocatedHost);
         }
     }
 
@@ -211,18 +218,19 @@ internal sealed class L2Directory
         {
             int k = (int)((o - clusterStart) / sc);
             long n = Math.Min(end, clusterStart + (long)(k + 1) * sc) - o;
-            AddMapped(runs, o, n, bitmap.IsAllocated(k) ? e.HostOffset + (o - clusterStart) : -1);
+            AddMapped(runs, o, n, bitmap.IsAllocated(k) ? e.HostOffset + (o - clusterStart)
+                : (bitmap.Zero & (1u << k)) != 0 ? MappedRun.ZeroHost : MappedRun.UnallocatedHost);
             o += n;
         }
     }
 
-    /// <summary>Appends a data (host ≥ 0) or zero (-1) run, merged with the previous one when it continues it.</summary>
+    /// <summary>Appends a data (host ≥ 0), zero or unallocated run, merged with the previous one when it continues it.</summary>
     private static void AddMapped(List<MappedRun> runs, long from, long len, long host)
     {
         if (runs.Count > 0)
         {
             var prev = runs[^1];
-            bool joins = !prev.IsCompressed && (host < 0 ? prev.IsZero : !prev.IsZero && prev.HostOffset + prev.Length == host);
+            bool joins = !prev.IsCompressed && (host < 0 ? prev.HostOffset == host : prev.HostOffset >= 0 && prev.HostOffset + prev.Length == host);
             if (joins)
             {
                 runs[^1] = prev with { Length = prev.Length + len };

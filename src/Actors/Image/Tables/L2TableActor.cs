@@ -256,7 +256,7 @@ internal sealed class L2TableActor : UntypedActor, IWithStash, IWithTimers
                 int len = (int)(Math.Min(end, clusterStart + cs) - from);
                 int inCluster = (int)(from - clusterStart);
                 int slot = i - first;
-                var d = WriteDecision.Decide(_state.Get(i), _state.Extended ? _state.GetBitmap(i) : default, inCluster, len, _layout);
+                var d = WriteDecision.Decide(_state.Get(i), _state.Extended ? _state.GetBitmap(i) : default, inCluster, len, _layout, _directory.HasBacking);
                 clusters[slot] = d.ToWrite(from, len, inCluster);
                 switch (d.Action)
                 {
@@ -313,7 +313,7 @@ internal sealed class L2TableActor : UntypedActor, IWithStash, IWithTimers
             int slot = plan.NeedHost[k].Slot;
             var c = plan.Clusters[slot] with { HostCluster = a.HostOffsets[k] };
             // Past the end of everything written, the file reads as zeros already: skip the fill.
-            if (a.Fresh[k] && c.Fill == ClusterFill.Zeros) c = c with { Fill = ClusterFill.None };
+            if (a.Fresh[k] && c.Fill == ClusterFill.Zeros && c.FromBacking == 0) c = c with { Fill = ClusterFill.None };
             plan.Clusters[slot] = c;
         }
         plan.HostsAssigned = true;
@@ -424,7 +424,7 @@ internal sealed class L2TableActor : UntypedActor, IWithStash, IWithTimers
         replyTo.Tell(new ZeroDone());
     }
 
-    /// <summary>Extended L2 has no zero flag: every subcluster is marked zero; an owned host cluster stays preallocated.</summary>
+    /// <summary>Extended L2 has no zero flag: every subcluster is marked zero (which also masks a backing disk); an owned host cluster stays preallocated.</summary>
     private (ulong Entry, SubclusterBitmap Bitmap) ZeroedExtendedEntry(ulong raw, List<long> released)
     {
         var e = L2Entry.From(raw);
@@ -453,6 +453,7 @@ internal sealed class L2TableActor : UntypedActor, IWithStash, IWithTimers
             released.Add(e.HostOffset >> _layout.ClusterBits);
             return L2Entry.Zero(0, false).ToRaw();
         }
-        return raw; // unallocated or already zero: reads as zeros without a backing file
+        // Unallocated reads as zeros without a backing disk; an overlay's must mask its backing.
+        return e.IsUnallocated && _directory.HasBacking ? L2Entry.Zero(0, false).ToRaw() : raw;
     }
 }

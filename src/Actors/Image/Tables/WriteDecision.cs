@@ -21,15 +21,17 @@ internal enum ClusterAction
 /// None, bytes [FillFrom, FillTo) of the cluster are written: the write's bytes, and around them
 /// zeros, the source cluster's bytes (Source = its host offset; only the subclusters in
 /// SourceAllocated hold data, the others read as zeros) or a compressed cluster's inflated bytes
-/// (Source = its entry). ReplacedEntry = the old entry whose references the new one drops (0:
-/// none). NewBitmap = the extended entry's bitmap once written (0 for standard entries).
+/// (Source = its entry). FromBacking = the subclusters of the fill (standard entries: uint.MaxValue,
+/// all of it) an overlay copies up from its backing disk instead: they held nothing in this image.
+/// ReplacedEntry = the old entry whose references the new one drops (0: none). NewBitmap = the
+/// extended entry's bitmap once written (0 for standard entries).
 /// </summary>
 internal readonly record struct ClusterDecision(ClusterAction Action, long Host, ClusterFill Fill, long Source, ulong ReplacedEntry,
-    int FillFrom, int FillTo, uint SourceAllocated, ulong NewBitmap)
+    int FillFrom, int FillTo, uint SourceAllocated, ulong NewBitmap, uint FromBacking = 0)
 {
     /// <summary>The request's part of the decision for bytes at <paramref name="virtualOffset"/> (HostCluster 0 until one is allocated).</summary>
     public ClusterWrite ToWrite(long virtualOffset, int length, int offsetInCluster)
-        => new(virtualOffset, length, Host, offsetInCluster, Fill, Source, FillFrom, FillTo, SourceAllocated);
+        => new(virtualOffset, length, Host, offsetInCluster, Fill, Source, FillFrom, FillTo, SourceAllocated, FromBacking);
 }
 
 /// <summary>
@@ -39,16 +41,18 @@ internal readonly record struct ClusterDecision(ClusterAction Action, long Host,
 /// copy-on-write into a new cluster, whose entry is published once the data is in the file.
 /// With extended L2 (subclusters) a write touches only the subclusters it covers, as QEMU does:
 /// a partly covered subcluster that held nothing is padded with zeros, and a copy from a shared
-/// cluster spans only the write and the subclusters that hold data.
+/// cluster spans only the write and the subclusters that hold data. In an overlay, what held
+/// nothing (neither data nor zeros) is padded with the backing disk's bytes instead.
 /// </summary>
 internal static class WriteDecision
 {
     /// <param name="raw">The cluster's L2 entry.</param>
     /// <param name="bitmap">Its subcluster bitmap (extended L2; ignored otherwise).</param>
-    public static ClusterDecision Decide(ulong raw, SubclusterBitmap bitmap, int offsetInCluster, int length, ClusterLayout layout)
-        => layout.ExtendedL2 ? DecideExtended(raw, bitmap, offsetInCluster, length, layout) : DecideStandard(raw, length == layout.ClusterSize, layout.ClusterSize);
+    /// <param name="hasBacking">An overlay: what is unallocated reads its backing disk.</param>
+    public static ClusterDecision Decide(ulong raw, SubclusterBitmap bitmap, int offsetInCluster, int length, ClusterLayout layout, bool hasBacking = false)
+        => layout.ExtendedL2 ? DecideExtended(raw, bitmap, offsetInCluster, length, layout, hasBacking) : DecideStandard(raw, length == layout.ClusterSize, layout.ClusterSize, hasBacking);
 
-    private static ClusterDecision DecideStandard(ulong raw, bool whole, int clusterSize)
+    private static ClusterDecision DecideStandard(ulong raw, bool whole, int clusterSize, bool hasBacking)
     {
         var e = L2Entry.From(raw);
         // A compressed cluster is never written in place (QEMU neither): the write gets a normal cluster.
@@ -57,7 +61,21 @@ internal static class WriteDecision
         if (e.IsZero && e.HostOffset != 0 && e.Copied)
             return Filled(ClusterAction.InPlaceAndPublish, e.HostOffset, whole ? ClusterFill.None : ClusterFill.Zeros, 0, 0, clusterSize);
         var fill = whole ? ClusterFill.None : e.IsData ? ClusterFill.CopyFrom : ClusterFill.Zeros;
-        return Filled(ClusterAction.Allocate, 0, fill, e.IsData ? e.HostOffset : 0, e.HostOffset != 0 ? raw : 0, clusterSize);
+        var decision = Filled(ClusterAction.Allocate, 0, fill, e.IsData ? e.HostOffset : 0, e.HostOffset != 0 ? raw : 0, clusterSize);
+        return !whole && hasBacking && e.IsUnallocated ? decision with { FromBacking = uint.MaxValue } : decision;
+    }
+
+    private static ClusterDecision DecideExtended(ulong raw, SubclusterBitmap bitmap, int from, int length, ClusterLayout layout, bool hasBacking)
+    {
+        var decision = DecideExtended(raw, bitmap, from, length, layout);
+        if (!hasBacking || decision.Fill == ClusterFill.Inflate || decision.FillTo <= decision.FillFrom) return decision;
+        // The filled subclusters outside the write that held neither data nor zeros come from the backing disk.
+        int sc = layout.SubclusterSize;
+        uint filled = SubclusterBitmap.Range(decision.FillFrom / sc, (decision.FillTo - 1) / sc);
+        int wholeFirst = (from + sc - 1) / sc, wholeLast = (from + length) / sc - 1;
+        uint overwritten = wholeLast >= wholeFirst ? SubclusterBitmap.Range(wholeFirst, wholeLast) : 0;
+        uint fromBacking = filled & ~overwritten & ~(bitmap.Allocated | bitmap.Zero);
+        return fromBacking == 0 ? decision : decision with { Fill = decision.Fill == ClusterFill.None ? ClusterFill.Zeros : decision.Fill, FromBacking = fromBacking };
     }
 
     private static ClusterDecision DecideExtended(ulong raw, SubclusterBitmap bitmap, int from, int length, ClusterLayout layout)
