@@ -6,13 +6,16 @@ namespace QcowActors.Api.Endpoints;
 
 /// <summary>
 /// POST /images, validated member by member: {"name","size"} plus the optional layout and feature
-/// options. Combinations (version 2 with zstd, extended L2 below 16 KiB clusters, ...) are checked
+/// options; with "backing" (an image of the store) an overlay, whose size defaults to the backing's (Size 0 here: not given). Combinations (version 2 with zstd, extended L2 below 16 KiB clusters, ...) are checked
 /// by <see cref="ImageCreator.Plan"/>, the one place that knows what a layout can express.
 /// </summary>
 internal sealed record CreateImageRequest(string Name, long Size, int? ClusterSize, int? RefcountBits)
 {
     private static readonly string[] Members =
-        ["name", "size", "clusterSize", "refcountBits", "version", "compressionType", "extendedL2", "lazyRefcounts", "preallocation"];
+        ["name", "size", "clusterSize", "refcountBits", "version", "compressionType", "extendedL2", "lazyRefcounts", "preallocation", "backing"];
+
+    /// <summary>The image the overlay reads through (a name of the store: base, base.qcow2 or base.raw), or null.</summary>
+    public string? Backing { get; init; }
 
     /// <summary>2 (compat 0.10) or 3 (compat 1.1).</summary>
     public int? Version { get; init; }
@@ -32,6 +35,7 @@ internal sealed record CreateImageRequest(string Name, long Size, int? ClusterSi
             ExtendedL2 = ExtendedL2 ?? defaults.ExtendedL2,
             LazyRefcounts = LazyRefcounts ?? defaults.LazyRefcounts,
             Preallocation = Preallocation ?? defaults.Preallocation,
+            BackingFile = Backing,
         };
     }
 
@@ -56,12 +60,27 @@ internal sealed record CreateImageRequest(string Name, long Size, int? ClusterSi
             return false;
         }
 
+        string? backing = null;
+        if (JsonBody.TryGet(body, "backing", out JsonElement backingValue))
+        {
+            if (backingValue.ValueKind != JsonValueKind.String || backingValue.GetString() is not { Length: > 0 } b)
+            {
+                error = $"backing must be the name of an image of the store, not {JsonBody.Describe(backingValue)}";
+                return false;
+            }
+            backing = b;
+        }
+
+        long size = 0;
         if (!JsonBody.TryGet(body, "size", out JsonElement sizeValue))
         {
-            error = "size is required: a number of bytes or a string such as \"10G\"";
-            return false;
+            if (backing is null)
+            {
+                error = "size is required: a number of bytes or a string such as \"10G\"";
+                return false;
+            }
         }
-        if (!JsonBody.TryGetByteSize(sizeValue, "size", out long size, out error))
+        else if (!JsonBody.TryGetByteSize(sizeValue, "size", out size, out error))
             return false;
 
         int? clusterSize = null;
@@ -97,6 +116,7 @@ internal sealed record CreateImageRequest(string Name, long Size, int? ClusterSi
             ExtendedL2 = features.ExtendedL2,
             LazyRefcounts = features.LazyRefcounts,
             Preallocation = features.Preallocation,
+            Backing = backing,
         };
         error = "";
         return true;

@@ -26,7 +26,7 @@ internal static class DiskReadEndpoints
             .WithHeaderParameter("Range", "One byte range: bytes=a-b, bytes=a- or bytes=-n. Several ranges are answered with 416.")
             .Produces<Stream>(StatusCodes.Status200OK, OpenApiConventions.OctetStream)
             .Produces<Stream>(StatusCodes.Status206PartialContent, OpenApiConventions.OctetStream)
-            .ProducesProblems(400, 404, 416, 422, 503)
+            .ProducesProblems(400, 404, 409, 416, 422, 503)
             .WithResponseHeader("Accept-Ranges", "Always \"bytes\".", 200, 206, 416)
             .WithResponseHeader("Content-Length", "Bytes in the body: the disk size, or the range length.", 200, 206)
             .WithResponseHeader("Content-Range", "bytes a-b/SIZE on 206; bytes */SIZE on 416.", 206, 416);
@@ -36,7 +36,7 @@ internal static class DiskReadEndpoints
             .WithTags("Disk data")
             .WithSummary("Headers of the matching GET without the body (QEMU's http driver probes with HEAD)")
             .WithHeaderParameter("Range", "As for GET.")
-            .ProducesEmpty(200, 206, 400, 404, 416, 503)
+            .ProducesEmpty(200, 206, 400, 404, 409, 416, 503)
             .WithResponseHeader("Accept-Ranges", "Always \"bytes\".", 200, 206, 416)
             .WithResponseHeader("Content-Length", "The length the GET body would have.", 200, 206)
             .WithResponseHeader("Content-Range", "bytes a-b/SIZE on 206; bytes */SIZE on 416.", 206, 416);
@@ -54,7 +54,7 @@ internal static class DiskReadEndpoints
             return ApiProblems.BadRequest(error);
         CancellationToken ct = context.RequestAborted;
         // One entry into the image's I/O gate serves the size and the first segment's mapping.
-        await using ImageSession image = await images.OpenAsync(name, ct);
+        await using IDiskReader image = await images.OpenReadAsync(name, ct);
         return await ServeRangeAsync(context, name, image, logs, sendBody);
     }
 

@@ -22,7 +22,7 @@ internal static class DiskWriteEndpoints
             .WithHeaderParameter("Content-Range", "bytes a-b/* or bytes a-b/SIZE (SIZE must be the disk size). Without it the body is written from offset 0.")
             .WithQueryParameter("flush", "y (default): durable before the answer; n: leave it to PATCH {\"op\":\"flush\"}.", "y", "n", "true", "false", "1", "0")
             .ProducesEmpty(StatusCodes.Status200OK)
-            .ProducesProblems(400, 404, 413, 416, 422, 503, 507)
+            .ProducesProblems(400, 404, 409, 413, 416, 422, 503, 507)
             .WithResponseHeader("Content-Range", "bytes */SIZE on 416.", 416);
     }
 

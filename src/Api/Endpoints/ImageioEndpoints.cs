@@ -36,7 +36,7 @@ internal static class ImageioEndpoints
             .WithTags("Disk data")
             .WithSummary("imageio capabilities of the transfer URL")
             .Produces<Capabilities>(StatusCodes.Status200OK)
-            .ProducesProblems(400, 404, 503)
+            .ProducesProblems(400, 404, 409, 503)
             .WithResponseHeader("Allow", $"\"{AllowedMethods}\"", 200);
 
         routes.MapPatch("/images/{name}/data", PatchAsync)
@@ -46,7 +46,7 @@ internal static class ImageioEndpoints
             .WithMetadata(RequestBodyLimit.Json)
             .WithRequestBody(OpenApiSchemas.PatchRequest)
             .ProducesEmpty(StatusCodes.Status200OK)
-            .ProducesProblems(400, 404, 413, 416, 422, 503, 507)
+            .ProducesProblems(400, 404, 409, 413, 416, 422, 503, 507)
             .WithResponseHeader("Content-Range", "bytes */SIZE on 416.", 416);
 
         routes.MapGet("/images/{name}/data/extents", ExtentsAsync)
@@ -55,14 +55,14 @@ internal static class ImageioEndpoints
             .WithSummary("Zero/data extents covering the whole disk")
             .WithQueryParameter("context", "zero (default). dirty is not supported (404).", "zero", "dirty")
             .Produces<DiskExtent[]>(StatusCodes.Status200OK)
-            .ProducesProblems(400, 404, 422, 503);
+            .ProducesProblems(400, 404, 409, 422, 503);
     }
 
     private static async Task<IResult> OptionsAsync(string name, HttpContext context, [FromServices] IImageService images)
     {
         if (ImageName.Validate(name) is { } error)
             return ApiProblems.BadRequest(error);
-        await using (await images.OpenAsync(name, context.RequestAborted)) { } // the image exists and opens
+        await using (await images.OpenReadAsync(name, context.RequestAborted)) { } // the image exists and opens
         context.Response.Headers.Allow = AllowedMethods;
         return TypedResults.Ok(Offered);
     }

@@ -32,7 +32,7 @@ internal static class ImagesEndpoints
             .WithName("GetImage")
             .WithSummary("Describe one image")
             .Produces<ImageInfo>(StatusCodes.Status200OK)
-            .ProducesProblems(400, 404, 422, 503);
+            .ProducesProblems(400, 404, 409, 422, 503);
 
         images.MapPatch("/{name}", ResizeAsync)
             .WithName("ResizeImage")
