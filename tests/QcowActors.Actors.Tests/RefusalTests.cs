@@ -44,14 +44,29 @@ public sealed class RefusalTests : EngineTestBase
     }
 
     [Fact]
-    public async Task Data_of_an_image_with_a_backing_file_is_refused_naming_the_backing_file_and_info_works()
+    public async Task An_overlay_reads_a_backing_image_named_by_an_absolute_path_in_the_store_and_one_outside_is_refused_with_info_working()
     {
         Qemu("qemu-img", "create", "-f", "qcow2", ImagePath("base"), "64M");
+        Qemu("qemu-io", "-c", "write -P 0x5c 0 64k", ImagePath("base"));
         Qemu("qemu-img", "create", "-f", "qcow2", "-b", ImagePath("base"), "-F", "qcow2", ImagePath("overlay"));
         var info = await Service.GetInfoAsync("overlay", default);
         Assert.Equal(ImagePath("base"), info.Backing);
-        var e = await Assert.ThrowsAsync<ImageException>(() => Service.PlanReadAsync("overlay", 0, 512, default));
-        Assert.Equal("backing file", e.Feature);
+        Assert.All(await ReadAsync("overlay", 0, 4096), b => Assert.Equal(0x5c, b));
+
+        string outside = Path.Combine(Path.GetTempPath(), $"outside-{Guid.NewGuid():N}.qcow2");
+        try
+        {
+            Qemu("qemu-img", "create", "-f", "qcow2", outside, "64M");
+            Qemu("qemu-img", "create", "-f", "qcow2", "-b", outside, "-F", "qcow2", ImagePath("escapes"));
+            Assert.Equal(outside, (await Service.GetInfoAsync("escapes", default)).Backing);
+            var e = await Assert.ThrowsAsync<ImageException>(() => Service.PlanReadAsync("escapes", 0, 512, default));
+            Assert.Equal("backing file", e.Feature);
+            Assert.Contains("outside the store", e.Message);
+        }
+        finally
+        {
+            File.Delete(outside);
+        }
     }
 
     [Fact]

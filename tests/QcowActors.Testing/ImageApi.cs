@@ -157,7 +157,8 @@ public sealed record ImageInfo(
     int ClusterSize,
     int RefcountBits,
     string? Backing,
-    bool Dirty);
+    bool Dirty,
+    string? BackingFormat = null);
 
 /// <summary>One entry of GET .../extents?context=zero.</summary>
 public sealed record DiskExtentDto(long Start, long Length, bool Zero, bool Hole);

@@ -161,6 +161,34 @@ public sealed class WriteDecisionTests
     }
 
     [Fact]
+    public void In_an_overlay_a_partial_write_into_an_unallocated_cluster_copies_the_rest_up_from_the_backing_disk()
+    {
+        var unallocated = WriteDecision.Decide(0, default, 1000, 100, Standard, hasBacking: true);
+        Assert.Equal((ClusterAction.Allocate, ClusterFill.Zeros, uint.MaxValue), (unallocated.Action, unallocated.Fill, unallocated.FromBacking));
+        // A zero cluster masks the backing disk: padded with zeros. A whole write needs nothing around it.
+        Assert.Equal(0u, WriteDecision.Decide(L2Entry.Zero(0, false).ToRaw(), default, 1000, 100, Standard, hasBacking: true).FromBacking);
+        Assert.Equal((ClusterFill.None, 0u), (WriteDecision.Decide(0, default, 0, 65536, Standard, hasBacking: true) is var w ? (w.Fill, w.FromBacking) : default));
+        // Without a backing disk the same write is padded with zeros.
+        Assert.Equal(0u, WriteDecision.Decide(0, default, 1000, 100, Standard).FromBacking);
+    }
+
+    [Fact]
+    public void Extended_in_an_overlay_only_the_partly_written_subclusters_that_hold_nothing_come_from_the_backing_disk()
+    {
+        // Subcluster 3 reads as zeros, 5 is partly written and holds nothing, 4 is wholly written.
+        ulong bitmap = 1UL << 3 << 32;
+        var d = WriteDecision.Decide(0, new SubclusterBitmap(bitmap), 3 * Sc + 10, 2 * Sc + 20, Extended, hasBacking: true);
+        Assert.Equal((3 * Sc, 6 * Sc), (d.FillFrom, d.FillTo));
+        Assert.Equal(1u << 5, d.FromBacking);
+        Assert.Equal(SubclusterBitmap.Range(3, 5), (uint)d.NewBitmap);
+        // A shared cluster's copy: subclusters between its data that hold nothing come from the backing disk too.
+        ulong raw = L2Entry.Data(Host, copied: false).ToRaw();
+        var shared = WriteDecision.Decide(raw, new SubclusterBitmap((1UL << 2) | (1UL << 8) | (1UL << 5 << 32)), 2 * Sc, 10, Extended, hasBacking: true);
+        Assert.Equal((ClusterFill.CopyFrom, 2 * Sc, 9 * Sc), (shared.Fill, shared.FillFrom, shared.FillTo));
+        Assert.Equal(SubclusterBitmap.Range(3, 7) & ~(1u << 5), shared.FromBacking);
+    }
+
+    [Fact]
     public void A_target_that_holds_metadata_is_refused_naming_it()
     {
         var fences = new MetadataClusters(16);

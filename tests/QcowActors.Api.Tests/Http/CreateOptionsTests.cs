@@ -111,6 +111,29 @@ public sealed class CreateOptionsTests(ITestOutputHelper output) : IAsyncLifetim
     }
 
     [Theory]
+    [InlineData("""{"name":"ov","backing":"base"}""", "")]
+    [InlineData("""{"name":"ov","backing":"base.qcow2","size":"3G","extendedL2":true}""", "extended_l2=on,size=3G")]
+    [InlineData("""{"name":"ov","backing":"base","version":2}""", "compat=0.10")]
+    public async Task An_overlay_is_the_one_qemu_img_creates_with_the_same_backing(string body, string qemuOptions)
+    {
+        await CreateAsync("""{"name":"base","size":"1G"}""");
+        File.Copy(_server.ImagePath("base"), _qemuDir.File("base.qcow2"), overwrite: true);
+        string ours = await CreateAsync(body);
+        string theirs = _qemuDir.File("ov.qcow2");
+        File.Delete(theirs);
+        var options = new List<string> { "-b", "base.qcow2", "-F", "qcow2" };
+        string? size = qemuOptions.Split(',').FirstOrDefault(o => o.StartsWith("size="))?[5..];
+        string rest = string.Join(',', qemuOptions.Split(',', StringSplitOptions.RemoveEmptyEntries).Where(o => !o.StartsWith("size=")));
+        if (rest.Length > 0) options.AddRange(["-o", rest]);
+        ProcessRunner.RunChecked(Qemu.QemuImg, ["create", "-q", "-f", "qcow2", .. options, theirs, .. size is null ? Array.Empty<string>() : [size]],
+            new ProcessRunOptions { WorkingDirectory = _qemuDir.Path });
+        Assert.Equal(File.ReadAllBytes(theirs), File.ReadAllBytes(ours));
+        var info = Qemu.Info(ours);
+        Assert.Equal("base.qcow2", info.GetProperty("backing-filename").GetString());
+        Assert.Equal("qcow2", info.GetProperty("backing-filename-format").GetString());
+    }
+
+    [Theory]
     [InlineData("""{"name":"vm","size":"1G","version":2,"refcountBits":64}""", "refcount_bits 64 needs version 3")]
     [InlineData("""{"name":"vm","size":"1G","version":2,"extendedL2":true}""", "extended L2 entries needs version 3")]
     [InlineData("""{"name":"vm","size":"1G","version":2,"compressionType":"zstd"}""", "zstd needs version 3")]
@@ -124,6 +147,10 @@ public sealed class CreateOptionsTests(ITestOutputHelper output) : IAsyncLifetim
     [InlineData("""{"name":"vm","size":"1G","lazyRefcounts":1}""", "lazyRefcounts must be true or false")]
     [InlineData("""{"name":"vm","size":"1G","preallocation":"full"}""", "preallocation must be")]
     [InlineData("""{"name":"vm","size":"1G","lazy_refcounts":true}""", "unknown member 'lazy_refcounts'")]
+    [InlineData("""{"name":"vm"}""", "size is required")]
+    [InlineData("""{"name":"vm","backing":5}""", "backing must be the name of an image")]
+    [InlineData("""{"name":"vm","backing":"nope"}""", "names no other image of the store")]
+    [InlineData("""{"name":"vm","backing":"../etc/passwd"}""", "names no other image of the store")]
     public async Task Refused_option_is_400_naming_the_reason_and_creates_nothing(string body, string detail)
     {
         await Problem.AssertAsync(await Client.PostAsync("/images", Json(body)), HttpStatusCode.BadRequest, detail);

@@ -112,16 +112,16 @@ public sealed class EngineErrorTests : IAsyncLifetime
     // ---- 422: images qemu-img made with features the engine does not serve ------------------
 
     [Fact]
-    public async Task Reading_an_image_with_a_backing_file_is_422_naming_the_feature()
+    public async Task Reading_an_image_whose_backing_file_leads_outside_the_store_is_422_naming_the_feature()
     {
-        QemuImg("create", "-q", "-f", "qcow2", "base.qcow2", "4M");
-        QemuImg("create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", "overlay.qcow2");
+        QemuImg("create", "-q", "-f", "qcow2", "-u", "-b", "../elsewhere.qcow2", "-F", "qcow2", "overlay.qcow2", "4M");
 
-        JsonElement problem = await AssertProblemAsync(await GetRangeAsync("overlay", 0, 512), HttpStatusCode.UnprocessableEntity, "backing file");
+        JsonElement problem = await AssertProblemAsync(await GetRangeAsync("overlay", 0, 512), HttpStatusCode.UnprocessableEntity, "outside the store");
         Assert.Equal("backing file", problem.GetProperty("feature").GetString());
         // The image itself is described, backing file included.
         JsonElement info = await Client.GetFromJsonAsync<JsonElement>("/images/overlay");
-        Assert.Equal("base.qcow2", info.GetProperty("backing").GetString());
+        Assert.Equal("../elsewhere.qcow2", info.GetProperty("backing").GetString());
+        Assert.Equal("qcow2", info.GetProperty("backingFormat").GetString());
     }
 
     [Fact]
