@@ -34,7 +34,7 @@ BENCH_SPARSE_WRITTEN=${BENCH_SPARSE_WRITTEN:-$d_sparse_written}  # data scattere
 BENCH_MULTI_COUNTS=${BENCH_MULTI_COUNTS:-1 100 1000}    # images open at once (phase 7)
 BENCH_MULTI_IMAGE_SIZE=${BENCH_MULTI_IMAGE_SIZE:-4M}    # each of those images, fully allocated
 BENCH_STRIDED_COUNT=${BENCH_STRIDED_COUNT:-32768}       # writes of the strided-write comparison
-BENCH_PHASES=${BENCH_PHASES:-seqread randread compare upload randput strided scale multi compressed subclusters}
+BENCH_PHASES=${BENCH_PHASES:-seqread randread compare upload randput strided scale multi compressed subclusters backing}
 BENCH_WORK_ROOT=${BENCH_WORK_ROOT:-$BENCH_DIR/work}     # big temporary files go here
 BENCH_KEEP=${BENCH_KEEP:-0}                             # 1: keep the work directory
 BENCH_NO_BUILD=${BENCH_NO_BUILD:-0}                     # 1: use the server dll as it is
@@ -816,6 +816,43 @@ phase_subclusters() {
     a=$(median "${ext[@]}") b=$(median "${std[@]}")
     add_row "random 4 KiB GET, extended L2" req/s "$a" "$b" "same disk, standard L2" "$(ratio_of "$a" "$b")" ">=" 0.9 ">= 0.9x standard entries" "${ext[*]}" "${std[*]}"
     record_rss "extended L2"
+    stop_server
+}
+
+# ---------------------------------------------------------------------------------------------
+# Phase 10: random GETs through a backing chain of depth 3 against the same disk flattened
+# ---------------------------------------------------------------------------------------------
+
+# qemu-io writes of one 64 KiB cluster in every third one (from cluster $2), pattern byte $3.
+every_third_cluster() {
+    local file=$1 first=$2 pattern=$3 k cmds=()
+    for ((k = first; k < SIZE / CLUSTER; k += 3)); do cmds+=(-c "write -P $pattern $((k * CLUSTER)) 64k"); done
+    qemu-io -f qcow2 "${cmds[@]}" "$file" >/dev/null
+}
+
+phase_backing() {
+    section "10. random 4 KiB GETs through a depth-3 chain (raw base; middle and top each a third of the clusters) vs the disk flattened"
+    if [[ ! -f $STORE/chain-top.qcow2 ]]; then
+        ln "$WORK/disk.raw" "$STORE/chain-base.raw" 2>/dev/null || cp "$WORK/disk.raw" "$STORE/chain-base.raw"
+        qemu-img create -q -f qcow2 -b chain-base.raw -F raw "$STORE/chain-mid.qcow2"
+        every_third_cluster "$STORE/chain-mid.qcow2" 1 0x4d
+        qemu-img create -q -f qcow2 -b chain-mid.qcow2 -F qcow2 "$STORE/chain-top.qcow2"
+        every_third_cluster "$STORE/chain-top.qcow2" 2 0x54
+        qemu-img convert -f qcow2 -O qcow2 "$STORE/chain-top.qcow2" "$STORE/chain-flat.qcow2"
+    fi
+    start_server backing
+    wrk_run "$BENCH_WRK_WARMUP" random-range.lua "$OURS/images/chain-top/data" "size=$SIZE" >/dev/null
+    wrk_run "$BENCH_WRK_WARMUP" random-range.lua "$OURS/images/chain-flat/data" "size=$SIZE" >/dev/null
+    local chain=() flat=() i r rps p50 p99 a b
+    for ((i = 1; i <= BENCH_RUNS; i++)); do
+        r=$(wrk_run "$BENCH_WRK_DURATION" random-range.lua "$OURS/images/chain-top/data" "size=$SIZE")
+        [[ -n $r ]] && { read -r rps p50 p99 <<<"$r"; chain+=("$rps"); log "  run $i/$BENCH_RUNS  depth-3 chain $rps req/s  p99 $p99 ms"; }
+        r=$(wrk_run "$BENCH_WRK_DURATION" random-range.lua "$OURS/images/chain-flat/data" "size=$SIZE")
+        [[ -n $r ]] && { read -r rps p50 p99 <<<"$r"; flat+=("$rps"); log "  run $i/$BENCH_RUNS  flattened     $rps req/s  p99 $p99 ms"; }
+    done
+    a=$(median "${chain[@]}") b=$(median "${flat[@]}")
+    add_row "random 4 KiB GET, depth-3 backing chain" req/s "$a" "$b" "same disk, flattened" "$(ratio_of "$a" "$b")" ">=" 0.8 ">= 0.8x the flattened image" "${chain[*]}" "${flat[*]}"
+    record_rss "backing chain"
     stop_server
 }
 
