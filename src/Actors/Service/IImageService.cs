@@ -28,8 +28,11 @@ public interface IImageService
     /// </summary>
     Task<ImageSession> OpenAsync(string name, CancellationToken ct);
 
-    /// <summary>Opens a disk for one request's reads: a qcow2 image's session (as <see cref="OpenAsync"/>), or a raw image of the store.</summary>
-    Task<IDiskReader> OpenReadAsync(string name, CancellationToken ct);
+    /// <summary>
+    /// Opens a raw image of the store (NAME.raw, no NAME.qcow2) for one request's reads; null when
+    /// the name is not one (then <see cref="OpenAsync"/>: the common case costs no extra await).
+    /// </summary>
+    Task<IDiskReader>? OpenRawAsync(string name, CancellationToken ct);
 
     /// <summary>
     /// Maps [offset, offset+length) completely (the caller checked the range against the size)

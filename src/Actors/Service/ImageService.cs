@@ -137,11 +137,16 @@ public sealed partial class ImageService : IImageService
         }
     }
 
-    public async Task<IDiskReader> OpenReadAsync(string name, CancellationToken ct)
+    public Task<IDiskReader>? OpenRawAsync(string name, CancellationToken ct)
     {
         CheckName(name);
         // An open qcow2 image (the common case) needs no look at the directory.
-        if (_handles.ContainsKey(name) || RawImage(name) is not { } raw) return await OpenAsync(name, ct).ConfigureAwait(false);
+        if (_handles.ContainsKey(name) || RawImage(name) is not { } raw) return null;
+        return OpenRawViewAsync(name, raw, ct);
+    }
+
+    private async Task<IDiskReader> OpenRawViewAsync(string name, string raw, CancellationToken ct)
+    {
         var target = BackingReference.Resolve(_chains.Directory, name, Path.GetFileName(raw), "raw");
         return new BackingDiskView(_chains, await _chains.AcquireImageAsync(name, target, ct).ConfigureAwait(false));
     }

@@ -290,7 +290,7 @@ public sealed class ImageStoreActor : ReceiveActor
         string file = fileName ?? Path.GetFileName(ImageNames.PathFor(chains.Directory, name));
         var users = await chains.UsersOfAsync(file, CancellationToken.None).ConfigureAwait(false);
         if (users.Count == 0 && !chains.IsOpen(file)) return;
-        string who = users.Count > 0 ? string.Join(", ", users.Select(u => $"'{u}'")) : "an overlay open on this node";
+        string who = users.Count > 0 ? string.Join(", ", users.Select(u => $"'{u}'")) : "an overlay or a read in progress on this node";
         throw new ImageException(ImageError.Conflict,
             $"image '{name}' is the backing image of {who}; it cannot be {what} while they use it (delete them, or qemu-img rebase them onto another base, first)",
             "backing image");

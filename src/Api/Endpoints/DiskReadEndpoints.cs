@@ -54,7 +54,7 @@ internal static class DiskReadEndpoints
             return ApiProblems.BadRequest(error);
         CancellationToken ct = context.RequestAborted;
         // One entry into the image's I/O gate serves the size and the first segment's mapping.
-        await using IDiskReader image = await images.OpenReadAsync(name, ct);
+        await using IDiskReader image = images.OpenRawAsync(name, ct) is { } raw ? await raw : await images.OpenAsync(name, ct);
         return await ServeRangeAsync(context, name, image, logs, sendBody);
     }
 

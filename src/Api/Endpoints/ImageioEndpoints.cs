@@ -62,7 +62,8 @@ internal static class ImageioEndpoints
     {
         if (ImageName.Validate(name) is { } error)
             return ApiProblems.BadRequest(error);
-        await using (await images.OpenReadAsync(name, context.RequestAborted)) { } // the image exists and opens
+        // The image exists and opens.
+        await using (images.OpenRawAsync(name, context.RequestAborted) is { } raw ? await raw : await images.OpenAsync(name, context.RequestAborted)) { }
         context.Response.Headers.Allow = AllowedMethods;
         return TypedResults.Ok(Offered);
     }
