@@ -74,7 +74,7 @@ public abstract class BackingDisk
     }
 }
 
-/// <summary>A raw file: its bytes are the disk, and all of it is data.</summary>
+/// <summary>A raw file: its bytes are the disk; its holes (a sparse file's) read as zeros, as QEMU's file driver reports them.</summary>
 internal sealed class RawBackingDisk(string fileName, IImageFile file) : BackingDisk(fileName, file.Length, file, null)
 {
     public override string Format => "raw";
@@ -84,7 +84,26 @@ internal sealed class RawBackingDisk(string fileName, IImageFile file) : Backing
 
     private protected override Task AddExtentsInsideAsync(long offset, long length, List<ExtentRun> into, CancellationToken ct)
     {
-        AddExtent(into, offset, length, ExtentKind.Data);
+        long end = offset + length;
+        if (File is not RandomAccessImageFile seekable)
+        {
+            AddExtent(into, offset, length, ExtentKind.Data);
+            return Task.CompletedTask;
+        }
+        for (long o = offset; o < end;)
+        {
+            ct.ThrowIfCancellationRequested();
+            long data = seekable.Seek(o, hole: false);
+            if (data < 0 || data >= end)
+            {
+                AddExtent(into, o, end - o, ExtentKind.Zero);
+                break;
+            }
+            AddExtent(into, o, data - o, ExtentKind.Zero);
+            long hole = Math.Min(Math.Max(seekable.Seek(data, hole: true), data + 1), end);
+            AddExtent(into, data, hole - data, ExtentKind.Data);
+            o = hole;
+        }
         return Task.CompletedTask;
     }
 }

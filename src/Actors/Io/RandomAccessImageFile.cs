@@ -133,6 +133,38 @@ public sealed class RandomAccessImageFile : IImageFile
         }
     }
 
+    private const int SeekData = 3, SeekHole = 4, ENXIO = 6;
+
+    /// <summary>
+    /// The next byte at or after <paramref name="offset"/> that holds data (lseek SEEK_DATA), or
+    /// the next hole (SEEK_HOLE); -1 when there is no data up to the end of the file. A file system
+    /// that cannot tell says all of the file is data (as lseek's fallback does).
+    /// </summary>
+    public long Seek(long offset, bool hole)
+    {
+        bool added = false;
+        try
+        {
+            _handle.DangerousAddRef(ref added);
+            long at = LSeek((int)_handle.DangerousGetHandle(), offset, hole ? SeekHole : SeekData);
+            if (at >= 0) return at;
+            int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+            if (errno == ENXIO) return hole ? Length : -1;
+            return hole ? Length : offset;
+        }
+        catch (EntryPointNotFoundException)
+        {
+            return hole ? Length : offset;
+        }
+        finally
+        {
+            if (added) _handle.DangerousRelease();
+        }
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "lseek", SetLastError = true)]
+    private static extern long LSeek(int fd, long offset, int whence);
+
     private const uint SyncFileRangeWrite = 2;
 
     [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "sync_file_range", SetLastError = true)]

@@ -15,6 +15,7 @@ internal sealed class BackingDiskView(BackingChains chains, BackingDisk disk) : 
     private int _released;
 
     public long VirtualSize => disk.VirtualSize;
+    internal BackingDisk Disk => disk;
 
     public Task<DiskReadPlan> PlanReadAsync(long offset, long length, CancellationToken ct)
     {

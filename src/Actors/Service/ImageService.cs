@@ -294,8 +294,14 @@ public sealed partial class ImageService : IImageService
         CheckName(name);
         if (RawImage(name) is { } raw)
         {
-            long length = new FileInfo(raw).Length;
-            return (length == 0 ? Array.Empty<DiskExtent>() : [new DiskExtent(0, length, false, false)]).ToAsyncEnumerable();
+            // A raw image's extents: its data and its holes (read as zeros).
+            await using var view = (BackingDiskView)await OpenRawViewAsync(name, raw, ct).ConfigureAwait(false);
+            var runs = new List<ExtentRun>();
+            await view.Disk.AddExtentsAsync(0, view.VirtualSize, runs, ct).ConfigureAwait(false);
+            var merger = new DiskExtentMerger(view.VirtualSize);
+            var extents = merger.Add(runs);
+            if (merger.Finish() is { } last) extents.Add(last);
+            return extents.ToAsyncEnumerable();
         }
         var (handle, token) = await EnterAsync(name, ct).ConfigureAwait(false);
         using (token) ThrowIfRefused(handle, write: false);
