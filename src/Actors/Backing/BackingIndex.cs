@@ -44,8 +44,8 @@ internal sealed class BackingIndex(string directory)
         foreach (var info in new DirectoryInfo(directory).EnumerateFiles("*" + ImageNames.Extension))
         {
             string? name = ImageNames.FromFileName(info.Name);
-            // A FIFO, socket or device shows length 0; a file shorter than a v2 header holds no backing name.
-            if (name is null || info.LinkTarget is not null || info.Length < 72) continue;
+            // Regular files only; one shorter than a v2 header holds no backing name.
+            if (name is null || Io.FileKind.Of(info.FullName) != Io.FileKindValue.Regular || info.Length < 72) continue;
             seen.Add(info.Name);
             if (!_headers.TryGetValue(info.Name, out var known) || known.Length != info.Length || known.Written != info.LastWriteTimeUtc)
             {

@@ -38,14 +38,15 @@ public static class BackingReference
                 + $"probe formats: record it with qemu-img rebase -u -b {target.FileName} -F {target.Format}");
         if (format != target.Format)
             throw Refused(image, name, $"is recorded as {format}, but the store holds {target.Format} images under the name {target.FileName}");
-        var info = new FileInfo(target.Path);
-        if (info.LinkTarget is not null)
+        var kind = Io.FileKind.Of(target.Path);
+        if (kind == Io.FileKindValue.SymbolicLink)
             throw Refused(image, name, "is a symbolic link; a backing image must be a regular file of the store");
-        if (!info.Exists)
+        if (kind == Io.FileKindValue.Missing)
             throw Refused(image, name, $"does not exist in the store (no file {target.FileName})");
-        // FIFOs, sockets and devices show a length of 0 and would block or misbehave when opened.
-        if (info.Length == 0)
-            throw Refused(image, name, $"is empty or not a regular file ({target.FileName})");
+        if (Io.FileKind.NotAnImage(kind) is { } notAnImage)
+            throw Refused(image, name, $"names {target.FileName}, which {notAnImage}");
+        if (new FileInfo(target.Path).Length == 0)
+            throw Refused(image, name, $"names an empty file ({target.FileName})");
         return target;
     }
 

@@ -141,7 +141,7 @@ internal static class ImageOpener
             ?? (header.BackingFile is not null && backing is null ? new ImageRefusal(BackingReference.Feature, "the image has a backing file, which this store does not open") : null);
         var writeRefusal = dataRefusal ?? backingOf ?? WriteRefusal(header, writable);
         string? repaired = null;
-        bool unclean = File.Exists(markerPath);
+        bool unclean = FileKind.Of(markerPath) != FileKindValue.Missing;
         bool dirty = (header.IncompatibleFeatures & FeatureBits.IncompatibleDirty) != 0;
         var fences = new MetadataClusters(layout.ClusterBits);
         string? violation = await FenceAsync(file, header, l1, refTable, fences, fileClusters, ct).ConfigureAwait(false);

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Event;
+using QcowActors.Actors.Io;
 using QcowActors.Actors.Service;
 using QcowActors.Format;
 
@@ -117,7 +118,7 @@ internal sealed partial class ImageSupervisor
             var fs = s._fs;
             FlushWriter.WriteEntriesAsync(s._file, run, s._fences, async ct =>
                 {
-                    await File.WriteAllBytesAsync(marker, [], ct).ConfigureAwait(false);
+                    await Task.Run(() => fs.CreateMarker(marker), ct).ConfigureAwait(false);
                     fs.SyncDirectory(Path.GetDirectoryName(marker)!);
                 })
                 .PipeTo(s.Self, success: () => new FlushIoDone(id), failure: e => new FlushIoFailed(id, e));
@@ -222,7 +223,7 @@ internal sealed partial class ImageSupervisor
     {
         await _file.DisposeAsync().ConfigureAwait(false);
         if (Interlocked.Exchange(ref _backing, null) is { } backing) await _chains.ReleaseAsync(backing).ConfigureAwait(false);
-        if (clean && File.Exists(_markerPath))
+        if (clean && FileKind.Of(_markerPath) != FileKindValue.Missing)
         {
             File.Delete(_markerPath);
             _fs.SyncDirectory(Path.GetDirectoryName(_markerPath)!);

@@ -115,6 +115,7 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash, IWithT
         QcowFormatException { Problem: QcowProblem.Unsupported } q => new ImageException(ImageError.Unsupported, $"image '{_name}': {q.Message}", q.Feature ?? q.Field, q),
         QcowFormatException q => new ImageException(ImageError.Unsupported, $"image '{_name}' is not a usable qcow2 image: {q.Message}", "invalid image", q),
         FileNotFoundException => new ImageException(ImageError.NotFound, $"image '{_name}' does not exist"),
+        NotAnImageFileException n => new ImageException(ImageError.Unsupported, $"image '{_name}': its file {n.Why}", "not a regular file", n),
         ImageInUseException => new ImageException(ImageError.Conflict,
             $"image '{_name}': {cause.Message}; the server serves it again once that program closes it (qemu-img with -U reads it meanwhile)", "in use", cause),
         ImageLockedException => new ImageException(ImageError.Unavailable,

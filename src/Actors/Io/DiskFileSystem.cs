@@ -42,8 +42,37 @@ public sealed class DiskFileSystem : IImageFileSystem
         finally { Native.close(fd); }
     }
 
+    /// <summary>
+    /// O_CREAT|O_EXCL|O_NOFOLLOW: a symbolic link (or anything else) planted under the marker's name
+    /// is removed, never followed or written through; an existing regular file is the marker already.
+    /// </summary>
+    public static void CreateMarkerFile(string path)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            using (File.Create(path)) { }
+            return;
+        }
+        const int Flags = 0x1 /* O_WRONLY */ | 0x40 /* O_CREAT */ | 0x80 /* O_EXCL */ | 0x20000 /* O_NOFOLLOW */ | 0x80000 /* O_CLOEXEC */;
+        for (int attempt = 0; ; attempt++)
+        {
+            int fd = Native.open(path, Flags, 0x1A4 /* 0644 */);
+            if (fd >= 0)
+            {
+                Native.close(fd);
+                return;
+            }
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno != 17 /* EEXIST */ || attempt > 0)
+                throw new IOException($"cannot create the open marker '{Path.GetFileName(path)}' (errno {errno})", errno);
+            if (FileKind.Of(path) == FileKindValue.Regular) return;
+            File.Delete(path); // unlink: removes a link itself, not its target
+        }
+    }
+
     private static partial class Native
     {
+        [DllImport("libc", SetLastError = true, EntryPoint = "open")] public static extern int open([MarshalAs(UnmanagedType.LPStr)] string path, int flags, int mode);
         [DllImport("libc", SetLastError = true)] public static extern int open([MarshalAs(UnmanagedType.LPStr)] string path, int flags);
         [DllImport("libc", SetLastError = true)] public static extern int fsync(int fd);
         [DllImport("libc")] public static extern int close(int fd);

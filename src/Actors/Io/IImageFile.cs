@@ -26,4 +26,6 @@ public interface IImageFileSystem
     Task CreateAtomicAsync(string finalPath, IEnumerable<(long Offset, ReadOnlyMemory<byte> Bytes)> writes, long length, CancellationToken ct);
     /// <summary>fsync of a directory, so a rename or unlink in it survives power loss.</summary>
     void SyncDirectory(string directory);
+    /// <summary>Creates an empty marker file (or finds it there) without following a link planted under its name.</summary>
+    void CreateMarker(string path) => DiskFileSystem.CreateMarkerFile(path);
 }

@@ -24,6 +24,8 @@ public sealed class RandomAccessImageFile : IImageFile
     {
         if (shared && writable) throw new ArgumentException("a shared image file is read-only", nameof(shared));
         Path = path;
+        // Never follow a link out of the store, never block opening a FIFO: regular files only.
+        if (FileKind.NotAnImage(FileKind.Of(path)) is { } notAnImage) throw new NotAnImageFileException(path, notAnImage);
         try
         {
             _handle = File.OpenHandle(path, FileMode.Open, writable ? FileAccess.ReadWrite : FileAccess.Read,
@@ -36,6 +38,8 @@ public sealed class RandomAccessImageFile : IImageFile
         // The cluster fence (flock) first, then QEMU's locks on the same open file description.
         try
         {
+            // Checked again on the descriptor: the entry may have been replaced since the lstat.
+            if (FileKind.NotAnImage(FileKind.Of(_handle)) is { } replaced) throw new NotAnImageFileException(path, replaced);
             QemuPermissionLocks.Acquire(_handle, path, writable);
         }
         catch

@@ -117,10 +117,18 @@ public sealed class ImageStoreActor : ReceiveActor
     /// </summary>
     private bool RefusedToOpen(string name)
     {
+        // lstat only: a FIFO or a link out of the store is refused before anything opens it.
+        if (FileKind.NotAnImage(FileKind.Of(PathOf(name))) is { } notAnImage)
+        {
+            Sender.Tell(new Status.Failure(new ImageException(ImageError.Unsupported, $"image '{name}': its file {notAnImage}", "not a regular file")));
+            return true;
+        }
         if (!File.Exists(PathOf(name)))
         {
-            Sender.Tell(new Status.Failure(ImageNames.RawImagePath(_directory, name) is not null
-                ? RawReadOnly(name)
+            Sender.Tell(new Status.Failure(ImageNames.RawImagePath(_directory, name) is { } raw
+                ? FileKind.NotAnImage(FileKind.Of(raw)) is { } why
+                    ? new ImageException(ImageError.Unsupported, $"image '{name}': its file {Path.GetFileName(raw)} {why}", "not a regular file")
+                    : RawReadOnly(name)
                 : new ImageException(ImageError.NotFound, $"image '{name}' does not exist")));
             return true;
         }
@@ -301,6 +309,7 @@ public sealed class ImageStoreActor : ReceiveActor
         ImageException i => i,
         ImageLockedException => new ImageException(ImageError.Unavailable, $"image '{name}' is held open by another process (its lock is taken); try again", null, e),
         ImageInUseException => new ImageException(ImageError.Conflict, $"image '{name}': {e.Message}", "in use", e),
+        NotAnImageFileException n => new ImageException(ImageError.Unsupported, $"image '{name}': its file {n.Why}", "not a regular file", n),
         _ => IoErrors.Map(e, name),
     };
 
@@ -329,7 +338,7 @@ public sealed class ImageStoreActor : ReceiveActor
                 $"'{name}' is not a valid image name: use 1 to 128 of A-Z a-z 0-9 . _ - starting with a letter or digit")));
             return;
         }
-        if (_creating.Contains(name) || _open.ContainsKey(name) || File.Exists(PathOf(name)))
+        if (_creating.Contains(name) || _open.ContainsKey(name) || FileKind.Of(PathOf(name)) != FileKindValue.Missing)
         {
             Sender.Tell(new Status.Failure(new ImageException(ImageError.AlreadyExists, $"image '{name}' already exists")));
             return;
@@ -395,7 +404,7 @@ public sealed class ImageStoreActor : ReceiveActor
             await RefuseIfBackingAsync(chains, name, "deleted", Path.GetFileName(path)).ConfigureAwait(false);
             File.Delete(path);
             string marker = ImageSupervisor.MarkerPathFor(path);
-            if (File.Exists(marker)) File.Delete(marker);
+            if (FileKind.Of(marker) != FileKindValue.Missing) File.Delete(marker);
             _fs.SyncDirectory(_directory);
             return new Deleted(name, replyTo, null);
         }).PipeTo(Self, failure: e => new Deleted(name, replyTo, IoErrors.Map(e is AggregateException { InnerException: { } inner } ? inner : e, name)));

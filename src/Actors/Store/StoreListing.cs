@@ -16,7 +16,8 @@ internal static class StoreListing
         foreach (string path in Directory.EnumerateFiles(directory, "*" + ImageNames.Extension).Order(StringComparer.Ordinal))
         {
             string? name = ImageNames.FromFileName(Path.GetFileName(path));
-            if (name is null) continue;
+            // Regular files only: FIFOs, sockets, devices and symbolic links are not images of the store.
+            if (name is null || Io.FileKind.Of(path) != Io.FileKindValue.Regular) continue;
             var info = await TryReadAsync(path, name).ConfigureAwait(false);
             if (info is not null) result.Add(info);
         }
@@ -24,8 +25,7 @@ internal static class StoreListing
         foreach (var file in new DirectoryInfo(directory).EnumerateFiles("*" + ImageNames.RawExtension))
         {
             string name = Path.GetFileNameWithoutExtension(file.Name);
-            // FIFOs, sockets and devices show length 0; symbolic links are not images of the store.
-            if (!ImageNames.IsValid(name) || qcow2.Contains(name) || file.LinkTarget is not null || file.Length == 0) continue;
+            if (!ImageNames.IsValid(name) || qcow2.Contains(name) || Io.FileKind.Of(file.FullName) != Io.FileKindValue.Regular || file.Length == 0) continue;
             result.Add(ImageInfo.Raw(name, file.Length));
         }
         result.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
