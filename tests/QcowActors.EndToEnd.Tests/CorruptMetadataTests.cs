@@ -195,6 +195,30 @@ public sealed class CorruptMetadataTests(ITestOutputHelper output) : IDisposable
         DiskAssert.FileMatchesModel(path, model, _scratch);
     }
 
+    [Theory]
+    [InlineData("refcount-entry-bit-63", 0x8000_0000_0000_0000UL)]
+    [InlineData("refcount-entry-reserved-bits", 0x0000_0000_0000_0100UL)]
+    public async Task A_refcount_table_entry_beyond_2_56_is_corrupt_metadata_reads_go_on_and_the_write_is_422(string corruption, ulong bits)
+    {
+        var path = Path.Combine(_store.Path, $"{corruption}.qcow2");
+        Qemu.CreateQcow2(path, DiskSize, ClusterSize, null, "1.1");
+        Qemu.Io(path, "-c", $"write -P 0x3c 0 {64 * KiB}");
+        using (var patcher = QcowPatcher.Open(path))
+            patcher.SetRefcountTableEntry(0, patcher.GetRefcountTableEntry(0) | bits);
+        Qemu.CreateQcow2(Path.Combine(_store.Path, "healthy.qcow2"), DiskSize, ClusterSize, null, "1.1");
+        await using var server = await StartServerAsync();
+        Assert.All(await server.Api.GetRangeAsync(corruption, 0, 4096), b => Assert.Equal(0x3c, b));
+        using var put = new HttpRequestMessage(HttpMethod.Put, server.DataUrl(corruption)) { Content = new ByteArrayContent(new byte[4096]) };
+        put.Content.Headers.ContentRange = new System.Net.Http.Headers.ContentRangeHeaderValue(8 * MiB, 8 * MiB + 4095);
+        using var refused = await server.Client.SendAsync(put);
+        string problem = await refused.Content.ReadAsStringAsync();
+        Assert.True(refused.StatusCode == System.Net.HttpStatusCode.UnprocessableEntity, problem);
+        Assert.Contains("refcount table entry 0", problem);
+        // The other images of the server are untouched by it.
+        await server.Api.PutAsync("healthy", 0, new byte[] { 1, 2 });
+        Assert.Equal([1, 2], await server.Api.GetRangeAsync("healthy", 0, 2));
+    }
+
     [Fact]
     public async Task Refcounts_past_the_end_of_the_file_are_only_a_leak_puts_succeed_and_the_file_grows_by_the_clusters_they_need()
     {

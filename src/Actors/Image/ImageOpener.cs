@@ -16,7 +16,8 @@ namespace QcowActors.Actors.Image;
 /// </summary>
 internal static class ImageOpener
 {
-    private const ulong RefcountTableOffsetMask = ~511UL;
+    /// <summary>Bits 9-55 of a refcount table entry: the block's offset. Bits 0-8 are reserved; an offset of 2^56 or more is outside any image.</summary>
+    private const ulong RefcountTableOffsetMask = 0x00FF_FFFF_FFFF_FE00UL;
 
     /// <param name="chains">
     /// The node's backing disks: an image other images name as their backing file is opened
@@ -212,12 +213,16 @@ internal static class ImageOpener
         Fence(header.RefcountTableOffset, refTable.Length, MetadataKind.RefcountTable, "the refcount table");
         for (int t = 0; t < refTable.Length / 8; t++)
         {
-            long off = (long)(BinaryPrimitives.ReadUInt64BigEndian(refTable.AsSpan(t * 8)) & RefcountTableOffsetMask);
+            ulong raw = BinaryPrimitives.ReadUInt64BigEndian(refTable.AsSpan(t * 8));
+            if ((raw & ~RefcountTableOffsetMask) != 0)
+                Note($"refcount table entry {t} (0x{raw:x16}) has reserved bits set or an offset of 2^56 or more");
+            long off = (long)(raw & RefcountTableOffsetMask);
             if (off != 0) Fence(off, cs, MetadataKind.RefcountBlock, $"refcount block {t}");
         }
         for (int i = 0; i < l1.Length; i++)
         {
             var e = L1Entry.From(l1[i]);
+            if ((l1[i] & L1Entry.ReservedMask) != 0) Note($"L1 entry {i} (0x{l1[i]:x16}) has reserved bits set");
             if (!e.IsUnallocated) Fence(e.L2Offset, cs, MetadataKind.L2Table, $"L2 table {i}");
         }
         if (header.NbSnapshots > 0)

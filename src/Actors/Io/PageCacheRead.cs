@@ -12,7 +12,7 @@ namespace QcowActors.Actors.Io;
 internal static partial class PageCacheRead
 {
     private const int RwfNowait = 0x08;
-    private const int Eagain = 11;
+    private const int Eagain = 11, Einval = 22;
     private static bool s_unavailable = !OperatingSystem.IsLinux();
 
     [StructLayout(LayoutKind.Sequential)]
@@ -31,7 +31,8 @@ internal static partial class PageCacheRead
     /// </summary>
     public static unsafe int TryRead(SafeFileHandle handle, Span<byte> buffer, long offset)
     {
-        if (Volatile.Read(ref s_unavailable) || buffer.IsEmpty) return -1;
+        // A negative offset (a corrupt entry) is EINVAL for this call only: never let it switch the fast path off for every image.
+        if (Volatile.Read(ref s_unavailable) || buffer.IsEmpty || offset < 0) return -1;
         bool added = false;
         try
         {
@@ -41,9 +42,11 @@ internal static partial class PageCacheRead
                 var iov = new IoVec { Base = (nint)p, Length = (nuint)buffer.Length };
                 nint n = PReadV2((int)handle.DangerousGetHandle(), &iov, 1, offset, RwfNowait);
                 if (n >= 0) return (int)n;
-                // EAGAIN: not cached. Anything else (EOPNOTSUPP on file systems without NOWAIT,
-                // old kernels) turns the fast path off for good rather than paying a failed call per read.
-                if (Marshal.GetLastPInvokeError() != Eagain) Volatile.Write(ref s_unavailable, true);
+                // EAGAIN: not cached; EINVAL: this request's arguments. Anything else (EOPNOTSUPP on file
+                // systems without NOWAIT, old kernels) turns the fast path off for good rather than
+                // paying a failed call per read.
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno != Eagain && errno != Einval) Volatile.Write(ref s_unavailable, true);
                 return -1;
             }
         }

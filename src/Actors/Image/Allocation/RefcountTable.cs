@@ -16,7 +16,8 @@ internal sealed record RefcountTableWrite(byte[] Table, long Offset, int From, i
 /// </summary>
 internal sealed class RefcountTable
 {
-    private const ulong OffsetMask = ~511UL;
+    /// <summary>Bits 9-55: never a negative offset, whatever a corrupt entry holds (the opener reports such entries).</summary>
+    private const ulong OffsetMask = 0x00FF_FFFF_FFFF_FE00UL;
     private readonly int _clusterSize;
     private byte[] _table;
     private readonly Dictionary<long, long> _pending = [];
