@@ -66,6 +66,11 @@ public sealed class ImageHandle
 
     internal void RefuseWrites(ImageRefusal refusal) => Volatile.Write(ref _writeRefusal, refusal);
 
+    private ImageException? _failure;
+    /// <summary>Set when this incarnation can serve nothing more (a failed fsync): every request answers it until the image reopens.</summary>
+    internal ImageException? Failure => Volatile.Read(ref _failure);
+    internal void Fail(ImageException failure) => Volatile.Write(ref _failure, failure);
+
     /// <summary>The runs of a range inside one L2 table when they are known here; null = ask (<see cref="MapRange"/>).</summary>
     internal List<MappedRun>? TryMap(long offset, long length) => _directory.TryMap(offset, length);
 

@@ -11,6 +11,8 @@ internal sealed partial class ImageSupervisor
 {
     private bool _markerWritten;
     private bool _corrupt;
+    /// <summary>Set after a failed fsync: what every request answers until the image is reopened.</summary>
+    private ImageException? _recovering;
     private bool _closing;
     private bool _fileClosed;
 
@@ -129,7 +131,7 @@ internal sealed partial class ImageSupervisor
                 .PipeTo(s.Self, success: () => new FlushIoDone(flushId), failure: e => new FlushIoFailed(flushId, e));
 
         public void Sync(long flushId)
-            => s._file.FlushAsync(CancellationToken.None).AsTask()
+            => s._file.FsyncAsync(CancellationToken.None).AsTask()
                 .PipeTo(s.Self, success: () => new FlushIoDone(flushId), failure: e => new FlushIoFailed(flushId, e));
 
         public void Completed(FlushRun run, Exception? failure, IReadOnlyList<long> freed)
@@ -143,7 +145,9 @@ internal sealed partial class ImageSupervisor
             }
             s._allocator.Freed(reusable);
             if (failure is FenceViolationException v) s.MarkCorrupt(v.Message);
+            else if (failure is FsyncFailedException f) s.Recover(f);
             else if (failure is not null) s._log.Error(failure, "Flush of image {0} failed", s._name);
+            if (s._recovering is { } recovering) failure = recovering;
             var error = failure is null ? null : IoErrors.Map(failure is FenceViolationException ? new ImageException(ImageError.Unsupported,
                 Corruption.WriteRefused(s._name, failure.Message).Message, Corruption.Feature) : failure, s._name);
             foreach (var waiter in run.Waiters)
@@ -186,6 +190,21 @@ internal sealed partial class ImageSupervisor
         _flush.Request(new CorruptionRecorded());
     }
 
+    /// <summary>
+    /// After a failed fsync nothing this incarnation wrote since the last good one can be called
+    /// durable, and a retried fsync would not say so. Every request answers 503 from now on, the
+    /// image closes without a final flush, keeping its open marker, and the next open repairs it.
+    /// </summary>
+    private void Recover(FsyncFailedException failure)
+    {
+        if (_recovering is not null) return;
+        _log.Error(failure, "Image {0}: an fsync failed; closing it for recovery (the next open repairs it)", _name);
+        _recovering = new ImageException(ImageError.Unavailable,
+            $"image '{_name}' is being recovered after a failed fsync (its writes since the last successful flush may be lost); try again", null, failure);
+        _handle.Fail(_recovering);
+        AskToBeClosed();
+    }
+
     /// <summary>The store closes us as it closes any image (requests inside drain first).</summary>
     private void AskToBeClosed() => Context.Parent.Tell(new Store.Passivate(_name));
 
@@ -201,7 +220,8 @@ internal sealed partial class ImageSupervisor
         switch (message)
         {
             case GateDrained:
-                _flush.Request(new FinalFlush());
+                if (_recovering is not null) AfterFinalFlush(false); // no flush can be trusted: close unclean, the marker stays
+                else _flush.Request(new FinalFlush());
                 return true;
             case FileClosed c:
                 _fileClosed = true;

@@ -167,6 +167,7 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash, IWithT
             case CrashL2Table c: ForwardToTable(c, c.L1Index); break;
             case AllocateForPlan a: AllocateForPlan(a); break;
             case ReleaseClusters r: _flush.AddDecrements(r.HostClusters); break;
+            case FlushImage when _recovering is not null: Sender.Tell(new Status.Failure(_recovering)); break;
             case FlushImage: _flush.Request(Sender); break;
             case ReportCorruption r: MarkCorrupt(r.Detail); break;
             case CloseImage: BeginClose(); break;

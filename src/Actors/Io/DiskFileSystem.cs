@@ -33,12 +33,16 @@ public sealed class DiskFileSystem : IImageFileSystem
         }
     }
 
+    /// <summary>A failure is an error of the operation that needed it: a rename or unlink that may not survive a crash is not done.</summary>
     public void SyncDirectory(string directory)
     {
         if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS()) return;
         int fd = Native.open(directory, 0 /* O_RDONLY */);
-        if (fd < 0) return;
-        try { Native.fsync(fd); }
+        if (fd < 0) throw new DirectorySyncException(directory, Marshal.GetLastPInvokeError());
+        try
+        {
+            if (Native.fsync(fd) != 0) throw new DirectorySyncException(directory, Marshal.GetLastPInvokeError());
+        }
         finally { Native.close(fd); }
     }
 
@@ -78,3 +82,7 @@ public sealed class DiskFileSystem : IImageFileSystem
         [DllImport("libc")] public static extern int close(int fd);
     }
 }
+
+/// <summary>An fsync of the store directory failed: the change it was to make durable (a create, rename or unlink) may not survive a crash.</summary>
+public sealed class DirectorySyncException(string directory, int errno)
+    : IOException($"fsync of the store directory '{directory}' failed (errno {errno})", errno);

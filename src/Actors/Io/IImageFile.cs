@@ -29,3 +29,27 @@ public interface IImageFileSystem
     /// <summary>Creates an empty marker file (or finds it there) without following a link planted under its name.</summary>
     void CreateMarker(string path) => DiskFileSystem.CreateMarkerFile(path);
 }
+
+/// <summary>
+/// An fsync of an image failed. Linux may have dropped the dirty pages it could not write and will
+/// not report that again, so a later fsync that succeeds proves nothing: the image must be reopened
+/// (and repaired) before anything it holds is called durable — the lesson PostgreSQL learnt.
+/// </summary>
+public sealed class FsyncFailedException(string path, Exception inner)
+    : IOException($"fsync of '{Path.GetFileName(path)}' failed: {inner.Message}", inner);
+
+public static class ImageFileExtensions
+{
+    /// <summary>The flush path's fsync: any failure becomes <see cref="FsyncFailedException"/>.</summary>
+    public static async ValueTask FsyncAsync(this IImageFile file, CancellationToken ct)
+    {
+        try
+        {
+            await file.FlushAsync(ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException and not FsyncFailedException)
+        {
+            throw new FsyncFailedException(file.Path, e);
+        }
+    }
+}

@@ -362,7 +362,7 @@ public sealed class ImageStoreActor : ReceiveActor
         {
             object result = t.IsCompletedSuccessfully
                 ? ImageInfo.FromHeader(name, header, plan.FileLength)
-                : new Status.Failure(t.Exception!.InnerException is IOException io && File.Exists(path) && !IoErrors.IsDiskFull(io)
+                : new Status.Failure(t.Exception!.InnerException is IOException io and not DirectorySyncException && File.Exists(path) && !IoErrors.IsDiskFull(io)
                     ? new ImageException(ImageError.AlreadyExists, $"image '{name}' already exists")
                     : IoErrors.Map(t.Exception!.InnerException!, name));
             return new Created(name, replyTo, result);

@@ -109,6 +109,56 @@ public sealed class EngineErrorTests : IAsyncLifetime
         Assert.Equal($"bytes */{MiB}", response.Content.Headers.ContentRange?.ToString());
     }
 
+    [Fact]
+    public async Task After_a_failed_fsync_no_flush_answers_200_until_the_image_reopened_and_every_flushed_byte_survives()
+    {
+        await CreateAsync("fsync", 64 * MiB);
+        var flushed = Enumerable.Range(0, 200_000).Select(i => (byte)(i * 7)).ToArray();
+        using (var put = await PutAsync("fsync", 3 * MiB, flushed))
+            Assert.Equal(HttpStatusCode.OK, put.StatusCode);
+        var body = new ByteArrayContent(new byte[70_000]);
+        body.Headers.ContentRange = new ContentRangeHeaderValue(20 * MiB, 20 * MiB + 69_999);
+        using (var unflushed = await Client.PutAsync("/images/fsync/data?flush=n", body))
+            Assert.Equal(HttpStatusCode.OK, unflushed.StatusCode);
+
+        // A whole-disk GET its client does not read keeps this incarnation open (its request is inside).
+        var stalled = await Client.SendAsync(new HttpRequestMessage(HttpMethod.Get, "/images/fsync/data"), HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, stalled.StatusCode);
+
+        _fs.FailFsyncs(FaultyFileSystem.DiskError());
+        using (var failed = await Client.PatchAsync("/images/fsync/data", Json("""{"op":"flush"}""")))
+        {
+            await AssertProblemAsync(failed, HttpStatusCode.ServiceUnavailable, "failed fsync");
+            Assert.True(failed.Headers.RetryAfter is not null, "503 says when to retry");
+        }
+        // The fsync works again, but this incarnation cannot vouch for what it wrote: never a 200 from it.
+        _fs.Heal();
+        using (var retried = await Client.PatchAsync("/images/fsync/data", Json("""{"op":"flush"}""")))
+            await AssertProblemAsync(retried, HttpStatusCode.ServiceUnavailable, "being recovered");
+        using (var write = await PutAsync("fsync", 0, [1]))
+            await AssertProblemAsync(write, HttpStatusCode.ServiceUnavailable, "being recovered");
+        stalled.Dispose(); // the GET ends: the image can close
+
+        // It closes itself (unclean: the marker stays) and the next open repairs it.
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        HttpResponseMessage read;
+        while (true)
+        {
+            read = await GetRangeAsync("fsync", 3 * MiB, flushed.Length);
+            if (read.StatusCode == HttpStatusCode.PartialContent || DateTime.UtcNow > deadline) break;
+            read.Dispose();
+            await Task.Delay(100);
+        }
+        using (read)
+        {
+            Assert.Equal(HttpStatusCode.PartialContent, read.StatusCode);
+            Assert.Equal(flushed, await read.Content.ReadAsByteArrayAsync());
+        }
+        using (var flush = await Client.PatchAsync("/images/fsync/data", Json("""{"op":"flush"}""")))
+            Assert.Equal(HttpStatusCode.OK, flush.StatusCode);
+        Assert.True(Qemu.Check(_server.ImagePath("fsync")).IsClean);
+    }
+
     // ---- 422: images qemu-img made with features the engine does not serve ------------------
 
     [Fact]

@@ -34,6 +34,7 @@ internal sealed class FaultyFileSystem : IImageFileSystem
     private long _sequence;
     private Exception? _writeFault;
     private Exception? _readFault;
+    private Exception? _fsyncFault;
     private long _readBudget;
 
     /// <summary>Every later write (and image creation) fails with <paramref name="error"/> and writes nothing.</summary>
@@ -56,6 +57,19 @@ internal sealed class FaultyFileSystem : IImageFileSystem
         }
     }
 
+    /// <summary>Every later fsync of an image fails with <paramref name="error"/> (its writes went in: only their durability is unknown).</summary>
+    public void FailFsyncs(Exception error)
+    {
+        lock (_lock)
+            _fsyncFault = error;
+    }
+
+    private Exception? FsyncFault()
+    {
+        lock (_lock)
+            return _fsyncFault;
+    }
+
     /// <summary>Every later read fails with <paramref name="error"/>.</summary>
     public void FailReads(Exception error) => FailReadsAfter(0, error);
 
@@ -66,6 +80,7 @@ internal sealed class FaultyFileSystem : IImageFileSystem
         {
             _writeFault = null;
             _readFault = null;
+            _fsyncFault = null;
         }
     }
 
@@ -177,6 +192,8 @@ internal sealed class FaultyFileSystem : IImageFileSystem
 
         public async ValueTask FlushAsync(CancellationToken ct)
         {
+            if (fs.FsyncFault() is { } fault)
+                throw fault;
             await inner.FlushAsync(ct);
             fs.Record(IoKind.Fsync, Path, 0, 0);
         }

@@ -17,27 +17,27 @@ internal static class FlushWriter
         var ct = CancellationToken.None; // a flush, once started, finishes: half of it would be worse
         CheckAll(run, fences);
         if (run.NeedsMarker) await writeMarker(ct).ConfigureAwait(false);
-        await file.FlushAsync(ct).ConfigureAwait(false); // data before anything that points to it
+        await file.FsyncAsync(ct).ConfigureAwait(false); // data before anything that points to it
 
         if (await WriteAllAsync(file, run.Blocks, ct).ConfigureAwait(false))
-            await file.FlushAsync(ct).ConfigureAwait(false);
+            await file.FsyncAsync(ct).ConfigureAwait(false);
         if (run.Metadata.RefcountTable is { } rt)
         {
             // A table entry must never point to a block that is not on disk yet.
             await file.WriteAsync(rt.Table.AsMemory(rt.From, rt.To - rt.From), rt.Offset + rt.From, ct).ConfigureAwait(false);
-            await file.FlushAsync(ct).ConfigureAwait(false);
+            await file.FsyncAsync(ct).ConfigureAwait(false);
         }
         if (run.Metadata.Header is { } header)
         {
             await file.WriteAsync(header, 0, ct).ConfigureAwait(false);
-            await file.FlushAsync(ct).ConfigureAwait(false);
+            await file.FsyncAsync(ct).ConfigureAwait(false);
         }
         if (await WriteAllAsync(file, run.L2Tables, ct).ConfigureAwait(false))
-            await file.FlushAsync(ct).ConfigureAwait(false);
+            await file.FsyncAsync(ct).ConfigureAwait(false);
         if (run.Metadata.L1Entries.Count > 0)
         {
             await WriteL1Async(file, run.Metadata, ct).ConfigureAwait(false);
-            await file.FlushAsync(ct).ConfigureAwait(false);
+            await file.FsyncAsync(ct).ConfigureAwait(false);
         }
     }
 
