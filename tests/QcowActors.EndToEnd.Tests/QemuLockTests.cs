@@ -37,6 +37,42 @@ public sealed class QemuLockTests(ServerFixture fixture) : IClassFixture<ServerF
     }
 
     [Fact]
+    public async Task Delete_takes_the_images_locks_first_an_image_qemu_writes_or_another_process_holds_is_not_unlinked()
+    {
+        const string name = "delete-held";
+        string path = fixture.Server.ImagePath(name);
+        Qemu.CreateQcow2(path, 16L * MiB);
+        var psi = new ProcessStartInfo(Qemu.QemuIo) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
+        foreach (var a in new[] { "-f", "qcow2", "-c", "write -P 0x5b 0 64k", "-c", "sleep 600000", path }) psi.ArgumentList.Add(a);
+        using (var qemu = Process.Start(psi)!)
+        {
+            try
+            {
+                var deadline = DateTime.UtcNow.AddSeconds(20);
+                while (!Qemu.Map(path).Any(e => e.Data) && DateTime.UtcNow < deadline) await Task.Delay(100);
+                using var refused = await fixture.Server.Client.DeleteAsync($"images/{name}");
+                Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
+                Assert.True(File.Exists(path), "the file QEMU writes is still there");
+            }
+            finally
+            {
+                qemu.Kill();
+                await qemu.WaitForExitAsync();
+            }
+        }
+        // Another process holding the cluster's lock (flock): 503, the file stays.
+        using (var holder = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None))
+        {
+            using var refused = await fixture.Server.Client.DeleteAsync($"images/{name}");
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+            Assert.True(File.Exists(path));
+        }
+        using (var deleted = await fixture.Server.Client.DeleteAsync($"images/{name}"))
+            Assert.Equal(HttpStatusCode.NoContent, deleted.StatusCode);
+        Assert.False(File.Exists(path));
+    }
+
+    [Fact]
     public async Task An_image_qemu_holds_open_for_writing_is_409_until_qemu_lets_go()
     {
         const string name = "locked-by-qemu";

@@ -398,15 +398,25 @@ public sealed class ImageStoreActor : ReceiveActor
         _closing.TryAdd(name, []);
         string path = File.Exists(PathOf(name)) ? PathOf(name) : ImageNames.RawImagePath(_directory, name) ?? PathOf(name);
         var chains = _chains;
+        var ownership = _ownership;
+        var fs = _fs;
         Task.Run(async () =>
         {
             if (!File.Exists(path)) return new Deleted(name, replyTo, new ImageException(ImageError.NotFound, $"image '{name}' does not exist"));
             await RefuseIfBackingAsync(chains, name, "deleted", Path.GetFileName(path)).ConfigureAwait(false);
-            File.Delete(path);
+            // Unlinked only by the owner, under the image's own locks (the cluster's flock and QEMU's
+            // write lock): a late DELETE on a former owner must not pull the file from under the node
+            // (or the VM) that writes it now.
+            if (ownership is not null && !ownership.MayOpen(name))
+                throw new ImageException(ImageError.Unavailable, $"image '{name}' is moving to another node; try again");
+            await using (fs.Open(path, writable: true))
+            {
+                File.Delete(path);
+            }
             string marker = ImageSupervisor.MarkerPathFor(path);
             if (FileKind.Of(marker) != FileKindValue.Missing) File.Delete(marker);
-            _fs.SyncDirectory(_directory);
+            fs.SyncDirectory(_directory);
             return new Deleted(name, replyTo, null);
-        }).PipeTo(Self, failure: e => new Deleted(name, replyTo, IoErrors.Map(e is AggregateException { InnerException: { } inner } ? inner : e, name)));
+        }).PipeTo(Self, failure: e => new Deleted(name, replyTo, MaintenanceError(name, e is AggregateException { InnerException: { } inner } ? inner : e)));
     }
 }
