@@ -52,4 +52,29 @@ public sealed class CloseImageTests(ServerFixture fixture) : IClassFixture<Serve
         using var invalid = await fixture.Server.Client.PostAsync("images/.hidden/close", null);
         Assert.Equal(HttpStatusCode.BadRequest, invalid.StatusCode);
     }
+
+    [Fact]
+    public async Task A_reader_that_stopped_reading_holds_a_close_or_delete_up_to_the_close_read_limit_then_is_cut()
+    {
+        await using var server = await ServerProcess.StartAsync(new ServerOptions
+        {
+            Environment = new Dictionary<string, string> { ["Storage__CloseReadLimit"] = "00:00:02" },
+        });
+        const string name = "slow-reader";
+        Qemu.CreateQcow2(server.ImagePath(name), 256L * MiB);
+        Qemu.Io(server.ImagePath(name), "-c", "write -P 0x42 0 256M");
+        var stalled = await server.Client.SendAsync(new HttpRequestMessage(HttpMethod.Get, server.DataUrl(name)), HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, stalled.StatusCode);
+        await using var body = await stalled.Content.ReadAsStreamAsync();
+        await body.ReadExactlyAsync(new byte[4096]); // it started, then its client stops reading
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using (var close = await server.Client.PostAsync($"images/{name}/close", null))
+            Assert.Equal(HttpStatusCode.NoContent, close.StatusCode);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(15), $"the close waited {clock.Elapsed}");
+        Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(1.5), $"the reader got its limit first ({clock.Elapsed})");
+        // The stalled read was cut: reading on ends in an error, never in a complete-looking body.
+        await Assert.ThrowsAnyAsync<Exception>(async () => { while (await body.ReadAsync(new byte[1 << 20]) > 0) { } });
+        DiskAssert.CheckIsClean(server.ImagePath(name));
+    }
 }

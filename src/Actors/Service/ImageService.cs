@@ -251,7 +251,7 @@ public sealed partial class ImageService : IImageService
             ThrowIfRefused(handle, write: false);
             CheckRange(handle, offset, length);
             var runs = await MapAsync(handle, offset, length, ct).ConfigureAwait(false);
-            return new MappedReadPlan(handle, _inflater, token, runs, offset, length);
+            return new MappedReadPlan(handle, _inflater, token, runs, offset, length, Options.CloseReadLimit);
         }
         catch
         {

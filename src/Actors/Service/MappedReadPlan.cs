@@ -11,15 +11,39 @@ namespace QcowActors.Actors.Service;
 /// token keeps every host cluster of the mapping from being reused until the plan is disposed.
 /// </summary>
 internal sealed class MappedReadPlan(ImageHandle handle, CompressedClusterReader inflater, IoEpochGate.Token token,
-    List<MappedRun> runs, long offset, long length) : DiskReadPlan
+    List<MappedRun> runs, long offset, long length, TimeSpan closeReadLimit) : DiskReadPlan
 {
     /// <summary>Bytes asked of the writer at a time: large enough for few syscalls, small enough to stay pooled-ish.</summary>
     private const int ChunkSize = 256 * 1024;
+    /// <summary>Plans this long may outlast a slow client; shorter ones finish within a few writes.</summary>
+    private const long BoundedFrom = 4 * ChunkSize;
 
     public override long Offset => offset;
     public override long Length => length;
 
     public override async Task CopyToAsync(PipeWriter destination, CancellationToken ct)
+    {
+        if (length < BoundedFrom)
+        {
+            await CopyRunsAsync(destination, ct).ConfigureAwait(false);
+            return;
+        }
+        // Once the image starts closing, this read gets closeReadLimit more, then it is cut: a
+        // client that stopped reading must not keep a DELETE or close waiting without bound.
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        using var onClose = handle.Gate.Closing.Register(() => bounded.CancelAfter(closeReadLimit));
+        try
+        {
+            await CopyRunsAsync(destination, bounded.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw new ImageException(ImageError.Unavailable,
+                $"image '{handle.Image}' closed while this read was still sending after {closeReadLimit.TotalSeconds:0.#} s (Storage:CloseReadLimit)");
+        }
+    }
+
+    private async Task CopyRunsAsync(PipeWriter destination, CancellationToken ct)
     {
         for (int r = 0; r < runs.Count;)
         {

@@ -16,6 +16,13 @@ public sealed class StoreOptions
     public TimeSpan MetadataCacheWaitLimit { get; set; } = TimeSpan.FromSeconds(30);
     /// <summary>Images open at once on this node; beyond it the least recently used idle one is closed.</summary>
     public int MaxOpenImages { get; set; } = 1000;
+    /// <summary>
+    /// How long a read in flight may go on once its image starts closing (DELETE, POST close, a
+    /// snapshot or resize, a full store): after it, the read is cut (an error to its client) so the
+    /// close does not wait on a slow reader without bound. Hand-off to another node cuts sooner
+    /// (the owner's lease drain).
+    /// </summary>
+    public TimeSpan CloseReadLimit { get; set; } = TimeSpan.FromSeconds(30);
     /// <summary>How long a request waits for an image actor's answer.</summary>
     public TimeSpan AskTimeout { get; set; } = TimeSpan.FromSeconds(120);
     /// <summary>Largest write handed to the engine at once (bytes of a PUT body buffered per request).</summary>
