@@ -94,6 +94,9 @@ public sealed class ImageHandle
 
     internal List<ExtentRun>? TryExtents(long l1Index) => _directory.TryExtents(l1Index);
 
+    /// <summary>The first host cluster the image does not have: data mapped at or past it is corrupt metadata, never zeros.</summary>
+    internal long EndCluster => _fences.EndCluster;
+
     /// <summary>Asks the image's supervisor (every image message while a token is held goes this way).</summary>
     internal async Task<T> AskAsync<T>(IImageMessage message, TimeSpan timeout, CancellationToken ct)
     {

@@ -251,6 +251,7 @@ public sealed partial class ImageService : IImageService
             ThrowIfRefused(handle, write: false);
             CheckRange(handle, offset, length);
             var runs = await MapAsync(handle, offset, length, ct).ConfigureAwait(false);
+            CheckInsideFile(handle, runs);
             return new MappedReadPlan(handle, _inflater, token, runs, offset, length, Options.CloseReadLimit);
         }
         catch
@@ -258,6 +259,18 @@ public sealed partial class ImageService : IImageService
             token.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Data mapped past the end of the image file is a corrupt entry (QEMU marks such an image corrupt), never a run of zeros.</summary>
+    internal static void CheckInsideFile(ImageHandle handle, List<MappedRun> runs)
+    {
+        long end = handle.EndCluster;
+        int bits = handle.Layout.ClusterBits;
+        foreach (var run in runs)
+            if (run.HostOffset >= 0 && !run.IsCompressed && ((run.HostOffset + run.Length - 1) >> bits) >= end)
+                throw new ImageException(ImageError.Unsupported,
+                    $"image '{handle.Image}': the L2 entry of virtual offset {run.VirtualOffset} points at host offset {run.HostOffset}, past the end of the image file; "
+                    + "repair the image with qemu-img check -r all", Corruption.Feature);
     }
 
     private async Task<List<MappedRun>> MapAsync(ImageHandle handle, long offset, long length, CancellationToken ct)

@@ -64,6 +64,7 @@ public sealed class SnapshotView : IDiskReadSource, IAsyncDisposable
             if (offset < 0 || length < 0 || offset > VirtualSize || length > VirtualSize - offset)
                 throw new ImageException(ImageError.OutOfRange, $"range {offset}+{length} is outside the snapshot's disk of {VirtualSize} bytes");
             var runs = await MapAsync(handle, offset, length, ct).ConfigureAwait(false);
+            ImageService.CheckInsideFile(handle, runs);
             return new MappedReadPlan(handle, _service.Inflater, token, runs, offset, length, _service.Options.CloseReadLimit);
         }
         catch

@@ -40,6 +40,7 @@ internal sealed class ClusterAllocator
         _gate = gate;
         EndCluster = endCluster;
         FreshFrom = endCluster;
+        fences.SetEnd(endCluster);
         _limit = (long)((QcowLimits.MaxHostOffset + 1) >> layout.ClusterBits);
     }
 
@@ -94,6 +95,7 @@ internal sealed class ClusterAllocator
                 $"the image cannot grow past 2^56 bytes of file (the widest host offset an L2 entry holds)");
         long first = EndCluster;
         EndCluster += n;
+        _fences.SetEnd(EndCluster);
         return first;
     }
 

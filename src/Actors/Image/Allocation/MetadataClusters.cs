@@ -12,6 +12,8 @@ internal enum MetadataKind : byte
     L2Table,
     SnapshotTable,
     SnapshotL1Table,
+    /// <summary>Not metadata: a cluster past every cluster the image has (an entry pointing there is corrupt). Never fenced.</summary>
+    BeyondFile,
 }
 
 /// <summary>
@@ -98,6 +100,19 @@ internal sealed class MetadataClusters
         return null;
     }
 
+    private long _endCluster = long.MaxValue;
+
+    /// <summary>
+    /// The first cluster the image does not have (the file's end as opened, grown by allocation):
+    /// an entry pointing at or past it is corrupt. Published by the allocator, read by requests.
+    /// </summary>
+    public long EndCluster => Volatile.Read(ref _endCluster);
+
+    public void SetEnd(long endCluster)
+    {
+        if (_endCluster == long.MaxValue || endCluster > _endCluster) Volatile.Write(ref _endCluster, endCluster);
+    }
+
     public static string Describe(MetadataKind kind) => kind switch
     {
         MetadataKind.Header => "the image header",
@@ -107,6 +122,7 @@ internal sealed class MetadataClusters
         MetadataKind.L2Table => "an L2 table",
         MetadataKind.SnapshotTable => "the snapshot table",
         MetadataKind.SnapshotL1Table => "a snapshot's L1 table",
+        MetadataKind.BeyondFile => "nothing: it lies past the end of the image file",
         _ => kind.ToString(),
     };
 }

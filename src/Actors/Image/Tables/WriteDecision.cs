@@ -153,6 +153,9 @@ internal static class WriteDecision
     public static void CheckTarget(MetadataClusters fences, long host, long virtualOffset, int clusterBits)
     {
         long cluster = host >> clusterBits;
+        if (cluster >= fences.EndCluster)
+            throw new FenceViolationException(cluster, MetadataKind.BeyondFile,
+                $"the L2 entry of virtual offset {virtualOffset} points at host cluster {cluster}, past the end of the image file");
         if (fences.KindOf(cluster) is { } kind)
             throw new FenceViolationException(cluster, kind,
                 $"the L2 entry of virtual offset {virtualOffset} points at host cluster {cluster}, which holds {MetadataClusters.Describe(kind)}");
