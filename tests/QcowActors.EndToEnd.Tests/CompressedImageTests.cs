@@ -68,7 +68,7 @@ public sealed class CompressedImageTests(ServerFixture fixture, ITestOutputHelpe
         WriteMixedDisk(source, 4L * MiB, cluster, new Random(5));
         string path = fixture.Server.ImagePath(name);
         ProcessRunner.RunChecked(Qemu.QemuImg, ["convert", "-c", "-f", "raw", "-O", "qcow2", source, path]);
-        var compressed = Qemu.Map(path).First(e => e.Data && e.Offset is null);
+        var compressed = Qemu.Map(path).First(e => e.Data && e.Offset is null && e.Start > 0);
         // Garble the compressed bytes of the first compressed cluster: the descriptor stays, its data does not.
         long dataOffset = CompressedDataOffset(path, compressed.Start);
         await using (var file = new FileStream(path, FileMode.Open, FileAccess.Write))
@@ -77,8 +77,17 @@ public sealed class CompressedImageTests(ServerFixture fixture, ITestOutputHelpe
             file.Write(Enumerable.Repeat((byte)0xff, 64).ToArray());
         }
 
-        var read = Curl.Run("-o", "/dev/null", "-r", $"{compressed.Start}-{compressed.Start + cluster - 1}", fixture.Server.DataUrl(name));
-        Assert.NotEqual(0, read.ExitCode); // a cut response, never a complete-looking one
+        // A range that starts at it: nothing was sent yet, so the answer is a problem.
+        using (var first = new HttpRequestMessage(HttpMethod.Get, fixture.Server.DataUrl(name)))
+        {
+            first.Headers.Range = new System.Net.Http.Headers.RangeHeaderValue(compressed.Start, compressed.Start + cluster - 1);
+            using var refused = await fixture.Server.Client.SendAsync(first);
+            Assert.Equal(422, (int)refused.StatusCode);
+            Assert.Contains("cannot be inflated", await refused.Content.ReadAsStringAsync());
+        }
+        // A read that reaches it after sending earlier bytes is cut there: never a complete-looking body.
+        var read = Curl.Run("-o", "/dev/null", "-r", $"0-{compressed.Start + cluster - 1}", fixture.Server.DataUrl(name));
+        Assert.NotEqual(0, read.ExitCode);
         using var put = new HttpRequestMessage(HttpMethod.Put, fixture.Server.DataUrl(name)) { Content = new ByteArrayContent([1, 2, 3]) };
         put.Content.Headers.ContentRange = new System.Net.Http.Headers.ContentRangeHeaderValue(compressed.Start + 100, compressed.Start + 102);
         using var write = await fixture.Server.Client.SendAsync(put);

@@ -116,6 +116,11 @@ internal static class DiskReadEndpoints
             {
                 logs.CreateLogger(Log.Category).ReadAbortedByClient(name, position);
             }
+            catch (ImageException) when (!response.HasStarted)
+            {
+                // Nothing sent yet (a first compressed cluster that does not inflate): a problem answer, not a cut connection.
+                throw;
+            }
             catch (Exception e)
             {
                 // Content-Length is already promised: padding or a short body would hand the client a

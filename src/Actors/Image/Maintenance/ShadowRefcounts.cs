@@ -89,7 +89,11 @@ internal sealed class ShadowRefcounts : IAsyncDisposable
 
     private async ValueTask<byte[]> BlockAsync(long t, CancellationToken ct)
     {
-        if (t >= _plan.Blocks) throw new InvalidOperationException($"refcount block {t} lies past the rewrite's {_plan.Blocks} blocks");
+        // Only a reference past the end of the file (a corrupt entry) counts a cluster no planned block covers.
+        if (t >= _plan.Blocks)
+            throw new ImageException(ImageError.Unsupported,
+                $"the image references a cluster past the end of its file (refcount block {t}, the file needs {_plan.Blocks}); "
+                + "repair it with qemu-img check -r all", Corruption.Feature);
         if (_cached.TryGetValue(t, out var hit))
         {
             _recency.Remove(t);
