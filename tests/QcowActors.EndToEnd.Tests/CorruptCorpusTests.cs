@@ -18,7 +18,7 @@ namespace QcowActors.EndToEnd.Tests;
 /// alive and still serves a good image byte for byte.
 /// </summary>
 [Collection(CorruptCorpusCollection.Name)]
-public sealed class CorruptCorpusTests(ServerFixture fixture, ITestOutputHelper output) : IClassFixture<ServerFixture>, IDisposable
+public sealed class CorruptCorpusTests(CorruptCorpusServer fixture, ITestOutputHelper output) : IClassFixture<CorruptCorpusServer>, IDisposable
 {
     private const int KiB = 1024;
     private const string Good = "corpus-good";
@@ -312,4 +312,22 @@ public sealed class CorruptCorpusTests(ServerFixture fixture, ITestOutputHelper 
 public sealed class CorruptCorpusCollection
 {
     public const string Name = "corrupt corpus";
+}
+
+/// <summary>
+/// One server for the whole corpus, with small metadata budgets and few open images: an open that
+/// fails and keeps its reservation or its slot shows up as 503s a few dozen cases later.
+/// </summary>
+public sealed class CorruptCorpusServer : ServerFixture
+{
+    protected override ServerOptions Options => new()
+    {
+        Environment = new Dictionary<string, string>
+        {
+            ["Storage__MetadataCacheBytesPerImage"] = (16 << 20).ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Storage__MetadataCacheBytesTotal"] = (32 << 20).ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Storage__MaxOpenImages"] = "8",
+            ["Storage__MetadataCacheWaitLimit"] = "00:00:00.500",
+        },
+    };
 }
