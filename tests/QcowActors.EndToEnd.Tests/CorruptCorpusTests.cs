@@ -72,9 +72,11 @@ public sealed class CorruptCorpusTests(CorruptCorpusServer fixture, ITestOutputH
         await Server.Api.PutAsync(Good, 0, goodData);
         output.WriteLine($"source images built in {total.Elapsed.TotalSeconds:F1} s");
 
-        // QCOWACTORS_CORPUS_FILTER=text runs the cases whose name contains it; QCOWACTORS_CORPUS_DUMP=dir keeps their files there.
+        // QCOWACTORS_CORPUS_FILTER=text runs the cases whose name contains it; QCOWACTORS_CORPUS_DUMP=dir keeps their files there;
+        // QCOWACTORS_CORPUS_VERBOSE=1 prints every answer.
         var filter = Environment.GetEnvironmentVariable("QCOWACTORS_CORPUS_FILTER");
         var dump = Environment.GetEnvironmentVariable("QCOWACTORS_CORPUS_DUMP");
+        var verbose = Environment.GetEnvironmentVariable("QCOWACTORS_CORPUS_VERBOSE") == "1"; // every answer of every case
         var cases = CorpusGenerator.All.Where(c => filter is null || c.Name.Contains(filter, StringComparison.Ordinal)).ToList();
         var known = cases.Where(c => c.KnownFailure is not null).ToList();
         output.WriteLine($"{cases.Count} corpus cases ({string.Join(", ", cases.GroupBy(c => c.Category).Select(g => $"{g.Key} {g.Count()}"))})");
@@ -96,6 +98,9 @@ public sealed class CorruptCorpusTests(CorruptCorpusServer fixture, ITestOutputH
                 DumpCase(dump, built);
             var caseAnswers = await RunCaseAsync(built, goodData);
             answers.AddRange(caseAnswers);
+            if (verbose)
+                foreach (var a in caseAnswers)
+                    output.WriteLine($"  {a.Case} {a.Request} → {a.Status} {a.Elapsed.TotalMilliseconds:F0} ms {a.Detail}");
             foreach (var a in caseAnswers.Where(a => a.Violation is not null))
                 problems.Add($"{c.Name}{(c.KnownFailure is null ? "" : " [known]")}: {a.Request} → {a.Status} in {a.Elapsed.TotalMilliseconds:F0} ms: {a.Violation} ({a.Detail})");
         }
@@ -155,6 +160,16 @@ public sealed class CorruptCorpusTests(CorruptCorpusServer fixture, ITestOutputH
         answers.Add((await AskAsync(name, "GET 0-64K", () => Ranged($"images/{name}/data", 0, 64 * KiB))).Answer);
         answers.Add((await AskAsync(name, $"GET mid {mid}+4K", () => Ranged($"images/{name}/data", mid, 4 * KiB))).Answer);
         answers.Add((await AskAsync(name, "GET extents", () => new HttpRequestMessage(HttpMethod.Get, $"images/{name}/data/extents?context=zero"))).Answer);
+        // Beyond the six: the store listing (it reads every header) and the snapshots, before anything writes.
+        answers.Add((await AskAsync(name, "GET /images", () => new HttpRequestMessage(HttpMethod.Get, "images"))).Answer);
+        var snapshots = await AskAsync(name, "GET snapshots", () => new HttpRequestMessage(HttpMethod.Get, $"images/{name}/snapshots"));
+        answers.Add(snapshots.Answer);
+        foreach (var id in SnapshotIds(snapshots).Take(2))
+        {
+            var escaped = Uri.EscapeDataString(id);
+            answers.Add((await AskAsync(name, $"GET snapshot {id} 0-64K", () => Ranged($"images/{name}/snapshots/{escaped}/data", 0, 64 * KiB))).Answer);
+            answers.Add((await AskAsync(name, $"GET snapshot {id} extents", () => new HttpRequestMessage(HttpMethod.Get, $"images/{name}/snapshots/{escaped}/data/extents"))).Answer);
+        }
         answers.Add((await AskAsync(name, "PUT 0+4K", () =>
         {
             var r = new HttpRequestMessage(HttpMethod.Put, $"images/{name}/data") { Content = new ByteArrayContent(Pattern(4 * KiB, 0xc7)) };
@@ -166,6 +181,19 @@ public sealed class CorruptCorpusTests(CorruptCorpusServer fixture, ITestOutputH
         {
             Content = new StringContent("{\"op\":\"zero\",\"offset\":1048576,\"size\":65536,\"flush\":true}", Encoding.UTF8, "application/json"),
         })).Answer);
+
+        // Snapshot writes walk every table the image reaches (take one: counts up; delete the first: counts down).
+        // Closed first, so they always start from the file (a write above may have left the image closing as corrupt).
+        answers.Add((await AskAsync(name, "POST close", () => new HttpRequestMessage(HttpMethod.Post, $"images/{name}/close"))).Answer);
+        answers.Add((await AskAsync(name, "POST snapshot", () => new HttpRequestMessage(HttpMethod.Post, $"images/{name}/snapshots")
+        {
+            Content = new StringContent("{\"name\":\"corpus\"}", Encoding.UTF8, "application/json"),
+        })).Answer);
+        foreach (var id in SnapshotIds(snapshots).Take(1))
+        {
+            var escaped = Uri.EscapeDataString(id);
+            answers.Add((await AskAsync(name, $"DELETE snapshot {id}", () => new HttpRequestMessage(HttpMethod.Delete, $"images/{name}/snapshots/{escaped}"))).Answer);
+        }
 
         // The server as a whole: ready, alive, and the good image intact.
         var ready = await AskAsync(name, "healthz/ready", () => new HttpRequestMessage(HttpMethod.Get, "healthz/ready"));
@@ -202,6 +230,25 @@ public sealed class CorruptCorpusTests(CorruptCorpusServer fixture, ITestOutputH
         File.WriteAllBytes(Path.Combine(directory, built.Case.Name + ".qcow2"), built.Image);
         foreach (var (file, bytes) in built.ExtraFiles)
             File.WriteAllBytes(Path.Combine(directory, file), bytes);
+    }
+
+    private static IEnumerable<string> SnapshotIds(Asked snapshots)
+    {
+        if (snapshots.Answer.Status != 200 || snapshots.Body is null)
+            return [];
+        try
+        {
+            using var doc = JsonDocument.Parse(snapshots.Body);
+            var list = doc.RootElement.ValueKind == JsonValueKind.Array ? doc.RootElement
+                : doc.RootElement.TryGetProperty("snapshots", out var inner) ? inner : default;
+            return list.ValueKind != JsonValueKind.Array ? []
+                : list.EnumerateArray().Select(e => e.TryGetProperty("id", out var id) ? id.GetString() : null)
+                    .Where(id => !string.IsNullOrEmpty(id)).Select(id => id!).ToList();
+        }
+        catch (JsonException)
+        {
+            return [];
+        }
     }
 
     private sealed record Asked(Answer Answer, string? Body, byte[]? Bytes);
