@@ -112,7 +112,7 @@ public sealed class CorruptCorpusTests(CorruptCorpusServer fixture, ITestOutputH
         output.WriteLine("statuses: " + string.Join(", ", answers.GroupBy(a => a.Status).OrderBy(g => g.Key).Select(g => $"{(g.Key == 0 ? "none" : g.Key.ToString())} ×{g.Count()}")));
         foreach (var slow in answers.OrderByDescending(a => a.Elapsed).Take(5))
             output.WriteLine($"slow: {slow.Elapsed.TotalMilliseconds:F0} ms {slow.Case} {slow.Request} → {slow.Status}");
-        foreach (var a in answers.Where(a => a.Status is 503 or 409))
+        foreach (var a in answers.Where(a => a.Status is 503 or 409 or 400))
             output.WriteLine($"{a.Status}: {a.Case} {a.Request}: {a.Detail}");
         foreach (var e in new[] { Expect.Refuse, Expect.Serve })
         {
@@ -194,6 +194,16 @@ public sealed class CorruptCorpusTests(CorruptCorpusServer fixture, ITestOutputH
             var escaped = Uri.EscapeDataString(id);
             answers.Add((await AskAsync(name, $"DELETE snapshot {id}", () => new HttpRequestMessage(HttpMethod.Delete, $"images/{name}/snapshots/{escaped}"))).Answer);
         }
+        foreach (var id in SnapshotIds(snapshots).Skip(1).Take(1))
+        {
+            var escaped = Uri.EscapeDataString(id);
+            answers.Add((await AskAsync(name, $"POST revert {id}", () => new HttpRequestMessage(HttpMethod.Post, $"images/{name}/snapshots/{escaped}/revert"))).Answer);
+        }
+        // A resize rewrites the L1 table and the refcounts (grow by 1 MiB).
+        answers.Add((await AskAsync(name, "PATCH resize +1M", () => new HttpRequestMessage(HttpMethod.Patch, $"images/{name}")
+        {
+            Content = new StringContent($"{{\"size\":{(size + (1 << 20) + 511) / 512 * 512}}}", Encoding.UTF8, "application/json"),
+        })).Answer);
 
         // The server as a whole: ready, alive, and the good image intact.
         var ready = await AskAsync(name, "healthz/ready", () => new HttpRequestMessage(HttpMethod.Get, "healthz/ready"));
