@@ -191,7 +191,7 @@ internal static class ImageOpener
     /// Fences every metadata cluster QEMU's cached overlap check covers. Returns the first problem
     /// (two structures in one cluster, a table placed outside the file or off a cluster boundary).
     /// </summary>
-    private static async Task<string?> FenceAsync(IImageFile file, QcowHeader header, ulong[] l1, byte[] refTable,
+    internal static async Task<string?> FenceAsync(IImageFile file, QcowHeader header, ulong[] l1, byte[] refTable,
         MetadataClusters fences, long fileClusters, CancellationToken ct)
     {
         var layout = header.Layout;

@@ -41,6 +41,13 @@ internal static class MaintenanceRunner
         {
             var l1 = await ImageOpener.ReadTableAsync(file, header.L1TableOffset, header.L1Size, ct).ConfigureAwait(false);
             var refTable = await ImageOpener.ReadTableAsync(file, header.RefcountTableOffset, (long)header.RefcountTableClusters * header.ClusterSize / 8, ct).ConfigureAwait(false);
+            // The open's checks first: a closed image may be corrupt (a v2 image keeps no corrupt bit), and the rewrite trusts its tables.
+            var refTableBytes = new byte[refTable.Length * 8];
+            for (int t = 0; t < refTable.Length; t++) System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(refTableBytes.AsSpan(t * 8), refTable[t]);
+            if (await ImageOpener.FenceAsync(file, header, l1, refTableBytes, new MetadataClusters(header.Layout.ClusterBits),
+                    header.Layout.ClustersFor(file.Length), ct).ConfigureAwait(false) is { } violation)
+                throw new ImageException(ImageError.Unsupported,
+                    $"image '{name}' has corrupt metadata ({violation}); repair it with qemu-img check -r all", Corruption.Feature);
             var rewrite = new MetadataRewrite(file, header, l1, refTable, tableBytes);
             var ops = new MaintenancePlans(name, file, header, l1, snapshots);
             switch (operation)
