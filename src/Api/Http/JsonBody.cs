@@ -22,6 +22,10 @@ internal static class JsonBody
             string reason = request.ContentLength == 0 ? "the request body is empty" : e.Message;
             return (null, $"malformed JSON: {reason}");
         }
+        catch (IOException e) when (e is not BadHttpRequestException && !ct.IsCancellationRequested)
+        {
+            return (null, MalformedBody.Detail(e));
+        }
         string? refusal = document.RootElement.ValueKind != JsonValueKind.Object
             ? $"expected a JSON object, got {document.RootElement.ValueKind.ToString().ToLowerInvariant()}"
             : Ambiguity(document.RootElement);
