@@ -118,6 +118,18 @@ public sealed partial class HostileRequestTests
         Problem("OPTIONS an absent image", Request("OPTIONS", "/images/nothere/data"), 404);
         Problem("OPTIONS name leading dot", Request("OPTIONS", "/images/.vm/data"), 400);
         Problem("OPTIONS name %2f", Request("OPTIONS", "/images/vm%2f..%2fnothere/data"), 400);
+        Problem("snapshot name of 60000 characters", Request("POST", "/images/scratch/snapshots",
+            Encoding.UTF8.GetBytes($$"""{"name":"{{new string('s', 60_000)}}"}"""), "Content-Type: application/json"), 400);
+        Problem("snapshot name NUL", Request("POST", "/images/scratch/snapshots", """{"name":"a\u0000b"}"""u8.ToArray(), "Content-Type: application/json"), 400);
+        Problem("snapshot name all digits", Request("POST", "/images/scratch/snapshots", """{"name":"18446744073709551616"}"""u8.ToArray(), "Content-Type: application/json"), 400);
+        Problem("snapshot name lone surrogate", Request("POST", "/images/scratch/snapshots", """{"name":"s\udc00"}"""u8.ToArray(), "Content-Type: application/json"), 400);
+        Problem("snapshot duplicate name member", Request("POST", "/images/scratch/snapshots", """{"name":"s1","NAME":"s2"}"""u8.ToArray(), "Content-Type: application/json"), 400);
+        Problem("snapshot read id 2^64", Get("/images/vm/snapshots/18446744073709551616/data", "Range: bytes=0-0"), 404);
+        Problem("snapshot read name %2f", Get("/images/vm/snapshots/a%2fb/data"), 404);
+        Problem("snapshot extents absent", Get("/images/vm/snapshots/nosuch/data/extents"), 404);
+        Problem("snapshot revert absent", Request("POST", "/images/vm/snapshots/nosuch/revert", null, "Content-Length: 0"), 404);
+        Problem("snapshot delete absent", Request("DELETE", "/images/vm/snapshots/nosuch"), 404);
+        Problem("snapshot list name leading dot", Get("/images/.vm/snapshots"), 400);
         Problem("extents context dirty", Get(Vm + "/extents?context=dirty"), 404);
         Problem("extents context bogus", Get(Vm + "/extents?context=bogus"), 400);
         Problem("extents context %00", Get(Vm + "/extents?context=%00"), 400);

@@ -6,6 +6,7 @@ using System.Text.Json;
 using QcowActors.Api.Tests.Support;
 using QcowActors.Testing;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace QcowActors.Api.Tests.Http;
 
@@ -16,7 +17,7 @@ namespace QcowActors.Api.Tests.Http;
 /// methods. Afterwards the server is still ready, no answer was a 5xx, and the images still hold
 /// their data and pass qemu-img check.
 /// </summary>
-public sealed partial class HostileRequestTests : IAsyncLifetime
+public sealed partial class HostileRequestTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private const int KiB = 1024;
     private const int MiB = 1024 * KiB;
@@ -68,6 +69,7 @@ public sealed partial class HostileRequestTests : IAsyncLifetime
             if (Verdict(row, answer) is { } failure)
                 failures.Add($"{row.Name}: {failure}");
         }
+        output.WriteLine($"{rows.Count} rows, {failures.Count} failed");
         Assert.True(failures.Count == 0, $"{failures.Count} of {rows.Count} rows failed:\n{string.Join("\n", failures)}");
 
         // The server's own record: no request ended in a 5xx, including any whose answer never arrived.
