@@ -34,6 +34,7 @@ internal static class ApiHost
         builder.Configuration.AddCommandLine(args);
 
         UseInlineScheduling(builder);
+        RequireCrlfLineEnds();
         BootstrapEndpoint.Listen(builder);
         AddServices(builder.Services, builder.Configuration);
         addStore(builder.Services);
@@ -60,6 +61,16 @@ internal static class ApiHost
         if (Environment.GetEnvironmentVariable(inlineCompletions) is null)
             Environment.SetEnvironmentVariable(inlineCompletions, "1");
     }
+
+    /// <summary>
+    /// Kestrel takes a bare LF for a line end by default (RFC 9112 §2.2 allows either). A proxy in
+    /// front that does not would frame the same bytes differently (request smuggling), and a LF inside
+    /// a request target leaves a truncated request line that Kestrel answers 505, as if the version
+    /// were the fault. Every client we serve (curl, QEMU, imageio) sends CRLF: bare LF is a 400.
+    /// Read by Kestrel when it starts, so set before the server is built.
+    /// </summary>
+    private static void RequireCrlfLineEnds()
+        => AppContext.SetSwitch("Microsoft.AspNetCore.Server.Kestrel.DisableHttp1LineFeedTerminators", true);
 
     private static void AddServices(IServiceCollection services, IConfiguration configuration)
     {

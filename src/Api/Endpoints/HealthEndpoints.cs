@@ -16,8 +16,9 @@ internal static class HealthEndpoints
 
     public static void MapHealth(this IEndpointRouteBuilder routes)
     {
-        routes.MapHealthChecks("/healthz/live", Options(LiveTag));
-        routes.MapHealthChecks("/healthz/ready", Options(ReadyTag));
+        // MapHealthChecks answers every method; a POST or DELETE "ok" would hide a client's mistake, so GET and HEAD only (else 405).
+        routes.MapHealthChecks("/healthz/live", Options(LiveTag)).WithMetadata(new HttpMethodMetadata([HttpMethods.Get, HttpMethods.Head]));
+        routes.MapHealthChecks("/healthz/ready", Options(ReadyTag)).WithMetadata(new HttpMethodMetadata([HttpMethods.Get, HttpMethods.Head]));
     }
 
     private static HealthCheckOptions Options(string tag) => new()

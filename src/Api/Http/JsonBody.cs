@@ -22,13 +22,65 @@ internal static class JsonBody
             string reason = request.ContentLength == 0 ? "the request body is empty" : e.Message;
             return (null, $"malformed JSON: {reason}");
         }
-        if (document.RootElement.ValueKind != JsonValueKind.Object)
+        catch (IOException e) when (e is not BadHttpRequestException && !ct.IsCancellationRequested)
         {
-            var kind = document.RootElement.ValueKind;
+            return (null, MalformedBody.Detail(e));
+        }
+        string? refusal = document.RootElement.ValueKind != JsonValueKind.Object
+            ? $"expected a JSON object, got {document.RootElement.ValueKind.ToString().ToLowerInvariant()}"
+            : Ambiguity(document.RootElement);
+        if (refusal is not null)
+        {
             document.Dispose();
-            return (null, $"expected a JSON object, got {kind.ToString().ToLowerInvariant()}");
+            return (null, refusal);
         }
         return (document, "");
+    }
+
+    /// <summary>
+    /// What the parser accepts but a command must not carry: a member given twice (RFC 8259 leaves
+    /// the meaning to the reader, and members are looked up ASCII case-insensitively, so "size" and
+    /// "Size" are the same member), and text that is not Unicode (invalid UTF-8, an unpaired
+    /// surrogate escape), which System.Text.Json only refuses when the string is read.
+    /// </summary>
+    private static string? Ambiguity(JsonElement root)
+    {
+        try
+        {
+            return FirstDuplicate(root);
+        }
+        catch (InvalidOperationException)
+        {
+            return "malformed JSON: a string is not valid Unicode (invalid UTF-8, or a \\u escape of an unpaired surrogate)";
+        }
+    }
+
+    /// <summary>Reads every name and string once; the parser's depth limit (64) bounds the recursion.</summary>
+    private static string? FirstDuplicate(JsonElement element)
+    {
+        switch (element.ValueKind)
+        {
+            case JsonValueKind.String:
+                _ = element.GetString();
+                return null;
+            case JsonValueKind.Array:
+                foreach (JsonElement item in element.EnumerateArray())
+                    if (FirstDuplicate(item) is { } inner)
+                        return inner;
+                return null;
+            case JsonValueKind.Object:
+                var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+                foreach (JsonProperty p in element.EnumerateObject())
+                {
+                    if (!seen.Add(p.Name))
+                        return $"member '{p.Name}' appears more than once";
+                    if (FirstDuplicate(p.Value) is { } inner)
+                        return inner;
+                }
+                return null;
+            default:
+                return null;
+        }
     }
 
     /// <summary>

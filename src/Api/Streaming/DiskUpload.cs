@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using QcowActors.Api.Http;
 
 namespace QcowActors.Api.Streaming;
 
@@ -127,7 +128,7 @@ internal sealed class DiskUpload(Func<long, ReadOnlyMemory<byte>, CancellationTo
         int got = 0;
         while (got < destination.Length)
         {
-            ReadResult result = await body.ReadAsync(ct);
+            ReadResult result = await ReadBodyAsync(body, ct);
             if (result.IsCanceled)
                 throw new OperationCanceledException("the request body read was canceled");
             ReadOnlySequence<byte> buffer = result.Buffer;
@@ -141,10 +142,22 @@ internal sealed class DiskUpload(Func<long, ReadOnlyMemory<byte>, CancellationTo
         return (got, false);
     }
 
+    private static async ValueTask<ReadResult> ReadBodyAsync(PipeReader body, CancellationToken ct)
+    {
+        try
+        {
+            return await body.ReadAsync(ct);
+        }
+        catch (IOException e) when (e is not BadHttpRequestException && !ct.IsCancellationRequested)
+        {
+            throw MalformedBody.From(e);
+        }
+    }
+
     /// <summary>True when at least one more body byte arrives; consumes nothing.</summary>
     private static async ValueTask<bool> HasMoreAsync(PipeReader body, CancellationToken ct)
     {
-        ReadResult result = await body.ReadAsync(ct);
+        ReadResult result = await ReadBodyAsync(body, ct);
         if (result.IsCanceled)
             throw new OperationCanceledException("the request body read was canceled");
         bool more = !result.Buffer.IsEmpty;

@@ -59,6 +59,9 @@ internal sealed class CompletedRequests : IStartupFilter
         }
     }
 
+    /// <summary>Every request finished so far.</summary>
+    public IReadOnlyList<CompletedRequest> All => Snapshot();
+
     private IReadOnlyList<CompletedRequest> Snapshot()
     {
         lock (_lock)

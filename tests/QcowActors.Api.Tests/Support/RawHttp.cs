@@ -24,15 +24,25 @@ internal static class RawHttp
     /// What the server sent before closing ("" when it sent nothing or reset the connection).
     /// <paramref name="beforeEnd"/> runs after the body is sent and before the connection is ended as <paramref name="end"/> says.
     /// </summary>
-    public static async Task<string> SendAsync(Uri server, string head, byte[]? body = null, RawEnd end = RawEnd.Read, Func<Task>? beforeEnd = null)
+    public static Task<string> SendAsync(Uri server, string head, byte[]? body = null, RawEnd end = RawEnd.Read, Func<Task>? beforeEnd = null)
+        => SendBytesAsync(server, [.. Encoding.ASCII.GetBytes(head.Replace("\n", "\r\n") + "\r\n"), .. body ?? []], end, beforeEnd);
+
+    /// <summary>The same with the request given byte for byte (bare LF, NUL or UTF-8 in the head).</summary>
+    public static async Task<string> SendBytesAsync(Uri server, byte[] request, RawEnd end = RawEnd.Read, Func<Task>? beforeEnd = null)
     {
         using var client = new TcpClient();
         await client.ConnectAsync(server.Host, server.Port);
         NetworkStream stream = client.GetStream();
-        await stream.WriteAsync(Encoding.ASCII.GetBytes(head.Replace("\n", "\r\n") + "\r\n"));
-        if (body is not null)
-            await stream.WriteAsync(body);
-        await stream.FlushAsync();
+        try
+        {
+            await stream.WriteAsync(request);
+            await stream.FlushAsync();
+        }
+        catch (IOException)
+        {
+            // The server answered and closed before taking all of it (a 413, a 416 sent before the
+            // body is read): its answer may still be waiting in the receive buffer.
+        }
         if (beforeEnd is not null)
             await beforeEnd();
         switch (end)
