@@ -17,16 +17,20 @@ public sealed class DiskFullTests(ITestOutputHelper output) : IDisposable
     private readonly TempDirectory _mountPoint = new("qcowactors-full");
     private bool _mounted;
 
+    /// <summary>As root directly, otherwise through sudo without a password (as scripts/test.sh installs packages).</summary>
+    private static ProcessResult AsRoot(string command, params string[] args)
+        => Environment.UserName == "root" ? ProcessRunner.Run(command, args) : ProcessRunner.Run("sudo", ["-n", command, .. args]);
+
     private void Mount()
     {
-        var mount = ProcessRunner.Run("mount", ["-t", "tmpfs", "-o", "size=40m", "tmpfs", _mountPoint.Path]);
-        Assert.True(mount.ExitCode == 0, $"this test mounts a 40 MiB tmpfs and needs root to do so: {mount}");
+        var mount = AsRoot("mount", "-t", "tmpfs", "-o", "size=40m,mode=1777", "tmpfs", _mountPoint.Path);
+        Assert.True(mount.ExitCode == 0, $"this test mounts a 40 MiB tmpfs and needs root (or sudo without a password) to do so: {mount}");
         _mounted = true;
     }
 
     public void Dispose()
     {
-        if (_mounted) ProcessRunner.Run("umount", ["-l", _mountPoint.Path]);
+        if (_mounted) AsRoot("umount", "-l", _mountPoint.Path);
         _mountPoint.Dispose();
     }
 
