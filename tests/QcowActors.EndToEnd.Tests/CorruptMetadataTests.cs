@@ -196,6 +196,26 @@ public sealed class CorruptMetadataTests(ITestOutputHelper output) : IDisposable
     }
 
     [Theory]
+    [InlineData("l2-reserved-bit-1", 0x2UL)]
+    [InlineData("l2-reserved-bit-60", 1UL << 60)]
+    public async Task An_L2_entry_with_reserved_bits_reads_as_422_corrupt_and_its_neighbours_still_read(string corruption, ulong bit)
+    {
+        var path = Path.Combine(_store.Path, $"{corruption}.qcow2");
+        Qemu.CreateQcow2(path, DiskSize, ClusterSize, null, "1.1");
+        Qemu.Io(path, "-c", $"write -P 0x3d 0 {128 * KiB}");
+        using (var patcher = QcowPatcher.Open(path))
+            patcher.SetL2Entry(0, patcher.GetL2Entry(0) | bit);
+        await using var server = await StartServerAsync();
+        using var get = new HttpRequestMessage(HttpMethod.Get, server.DataUrl(corruption));
+        get.Headers.Range = new System.Net.Http.Headers.RangeHeaderValue(0, 4095);
+        using var refused = await server.Client.SendAsync(get);
+        string problem = await refused.Content.ReadAsStringAsync();
+        Assert.True(refused.StatusCode == System.Net.HttpStatusCode.UnprocessableEntity, problem);
+        Assert.Contains("reserved bits", problem);
+        Assert.All(await server.Api.GetRangeAsync(corruption, 64 * KiB, 4096), b => Assert.Equal(0x3d, b));
+    }
+
+    [Theory]
     [InlineData("refcount-entry-bit-63", 0x8000_0000_0000_0000UL)]
     [InlineData("refcount-entry-reserved-bits", 0x0000_0000_0000_0100UL)]
     public async Task A_refcount_table_entry_beyond_2_56_is_corrupt_metadata_reads_go_on_and_the_write_is_422(string corruption, ulong bits)

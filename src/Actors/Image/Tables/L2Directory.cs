@@ -180,6 +180,9 @@ internal sealed class L2Directory
     private static ExtentKind SubclusterKind(SubclusterBitmap bitmap, int k)
         => bitmap.IsAllocated(k) ? ExtentKind.Data : (bitmap.Zero & (1u << k)) != 0 ? ExtentKind.Zero : ExtentKind.Unallocated;
 
+    private const ulong StandardReserved = 0x3F00_0000_0000_01FEUL;
+    private const ulong ExtendedReserved = StandardReserved | 1UL;
+
     /// <summary>Appends the runs of the range (inside one table): data runs contiguous in the file and zero runs merged, a compressed cluster a run of its own.</summary>
     internal static void MapEntries(PublishedL2Table entries, ClusterLayout layout, long offset, long length, List<MappedRun> runs)
     {
@@ -197,6 +200,10 @@ internal sealed class L2Directory
                 runs.Add(new MappedRun(from, len, from - clusterStart, e.Raw));
                 continue;
             }
+            // Bits 1-8 and 56-61 of a standard entry are reserved (bit 0 too with extended entries): set, the entry is corrupt.
+            if ((e.Raw & (entries.Version is null ? StandardReserved : ExtendedReserved)) != 0)
+                throw new ImageException(ImageError.Unsupported,
+                    $"the L2 entry of virtual offset {clusterStart} (0x{e.Raw:x16}) has reserved bits set; repair the image with qemu-img check -r all", "corrupt");
             if (entries.Version is not null)
             {
                 MapSubclusters(e, entries.GetBitmap(i), layout, clusterStart, from, len, runs);
