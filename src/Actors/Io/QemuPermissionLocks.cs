@@ -53,6 +53,31 @@ internal static class QemuPermissionLocks
                 throw new ImageInUseException(path, $"another program (such as QEMU) has it open with the {Names[bit]} permission");
     }
 
+    /// <summary>
+    /// Drops every lock this open file description holds, before it is closed. A close alone is not
+    /// enough: a child process forked meanwhile (by anything in this process) shares the description
+    /// until it execs, and its locks would outlive our close by that long. .NET drops its flock the
+    /// same way before closing.
+    /// </summary>
+    public static void Release(SafeFileHandle handle)
+    {
+        bool added = false;
+        try
+        {
+            handle.DangerousAddRef(ref added);
+            var l = new Flock { Type = FUnLck, Whence = 0, Start = HeldBase, Length = UnsharedBase + 100 - HeldBase };
+            _ = Fcntl((int)handle.DangerousGetHandle(), FOfdSetLk, ref l); // best effort: the close releases them anyway
+        }
+        catch (ObjectDisposedException)
+        {
+            // Already closed: nothing left to release.
+        }
+        finally
+        {
+            if (added) handle.DangerousRelease();
+        }
+    }
+
     private static void Lock(int fd, long at, string path)
     {
         var l = new Flock { Type = FRdLck, Whence = 0, Start = at, Length = 1 };

@@ -44,6 +44,7 @@ public sealed class RandomAccessImageFile : IImageFile
         }
         catch
         {
+            QemuPermissionLocks.Release(_handle);
             _handle.Dispose();
             throw;
         }
@@ -185,6 +186,7 @@ public sealed class RandomAccessImageFile : IImageFile
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return ValueTask.CompletedTask;
         // Logged before the lock goes: a logged close always precedes any other process's logged open.
         WriterLog.Closing(Path);
+        QemuPermissionLocks.Release(_handle);
         _handle.Dispose();
         return ValueTask.CompletedTask;
     }
