@@ -9,5 +9,5 @@ iterations=${1:-${CRASH_ITERATIONS:-200}}
 dotnet build tests/QcowActors.EndToEnd.Tests -c Release -nologo -v q >/dev/null
 QCOWACTORS_CRASH_ITERATIONS=$iterations dotnet test tests/QcowActors.EndToEnd.Tests -c Release --no-build \
     --filter "FullyQualifiedName~QcowActors.EndToEnd.Tests.CrashLoopTests" --logger "console;verbosity=detailed" 2>&1 |
-    tee /tmp/qcowactors-crash-loop.log | grep -E '^\s*(crash loop|seed)|Passed!|Failed!|Error Message|iteration' || true
-grep -q 'Passed!' /tmp/qcowactors-crash-loop.log
+    tee /tmp/qcowactors-crash-loop.log | grep -E '^\s*(crash loop|seed)|Test Run (Successful|Failed)|Error Message|iteration' || true
+grep -q 'Test Run Successful' /tmp/qcowactors-crash-loop.log

@@ -9,5 +9,5 @@ seconds=${1:-${LOAD_SECONDS:-300}}
 dotnet build tests/QcowActors.EndToEnd.Tests -c Release -nologo -v q >/dev/null
 QCOWACTORS_LOAD_SECONDS=$seconds dotnet test tests/QcowActors.EndToEnd.Tests -c Release --no-build \
     --filter "FullyQualifiedName~QcowActors.EndToEnd.Tests.LoadTests" --logger "console;verbosity=detailed" 2>&1 |
-    tee /tmp/qcowactors-load.log | grep -E '^\s*(load|seed)|Passed!|Failed!|Error Message' || true
-grep -q 'Passed!' /tmp/qcowactors-load.log
+    tee /tmp/qcowactors-load.log | grep -E '^\s*(load|seed)|Test Run (Successful|Failed)|Error Message' || true
+grep -q 'Test Run Successful' /tmp/qcowactors-load.log
