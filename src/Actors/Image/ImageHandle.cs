@@ -71,6 +71,12 @@ public sealed class ImageHandle
     internal ImageException? Failure => Volatile.Read(ref _failure);
     internal void Fail(ImageException failure) => Volatile.Write(ref _failure, failure);
 
+    /// <summary>Throws what every request of a failed incarnation answers (a fresh exception each time: requests run concurrently).</summary>
+    internal void ThrowIfFailed()
+    {
+        if (Failure is { } f) throw new ImageException(f.Error, f.Message, f.Feature);
+    }
+
     /// <summary>The runs of a range inside one L2 table when they are known here; null = ask (<see cref="MapRange"/>).</summary>
     internal List<MappedRun>? TryMap(long offset, long length) => _directory.TryMap(offset, length);
 

@@ -200,7 +200,7 @@ public sealed partial class ImageService : IImageService
             var handle = await AskStoreAsync<ImageHandle>(new AttachImage(name), ct).ConfigureAwait(false);
             var token = handle.Gate.TryEnter();
             // Closing for recovery: say so now rather than after the wait below.
-            if (token is null && handle.Failure is { } failure) throw new ImageException(failure.Error, failure.Message, failure.Feature);
+            if (token is null) handle.ThrowIfFailed();
             if (token is not null)
             {
                 if (_handles.TryAdd(name, handle))
@@ -217,7 +217,7 @@ public sealed partial class ImageService : IImageService
 
     internal static void ThrowIfRefused(ImageHandle h, bool write)
     {
-        if (h.Failure is { } failure) throw new ImageException(failure.Error, failure.Message, failure.Feature);
+        h.ThrowIfFailed();
         var r = h.DataRefusal ?? (write ? h.WriteRefusal : null);
         if (r is not null) throw RefusalError(h.Image, r);
     }
