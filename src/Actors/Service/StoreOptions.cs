@@ -23,6 +23,12 @@ public sealed class StoreOptions
     /// (the owner's lease drain).
     /// </summary>
     public TimeSpan CloseReadLimit { get; set; } = TimeSpan.FromSeconds(30);
+    /// <summary>
+    /// How long the store waits for its file system to list the images, check an image's file
+    /// before opening it, or create one; after it the request answers 503 and other images keep
+    /// being served (those calls never run on an actor's thread).
+    /// </summary>
+    public TimeSpan FileSystemWaitLimit { get; set; } = TimeSpan.FromSeconds(30);
     /// <summary>How long a request waits for an image actor's answer.</summary>
     public TimeSpan AskTimeout { get; set; } = TimeSpan.FromSeconds(120);
     /// <summary>Largest write handed to the engine at once (bytes of a PUT body buffered per request).</summary>

@@ -42,6 +42,8 @@ public sealed class ImageStoreActor : ReceiveActor
     private sealed record Created(string Image, IActorRef ReplyTo, object Result);
     private sealed record MaintenanceDone(string Image, IActorRef ReplyTo, object Result);
     private sealed record Deleted(string Image, IActorRef ReplyTo, Exception? Error);
+    /// <summary>The store entry of an image not open here was checked (off this actor's thread): null, it may be opened.</summary>
+    private sealed record Probed(string Image, Exception? Refusal);
 
     /// <param name="ownership">Images this node may open (cluster); null: every image (a store on its own, in tests).</param>
     /// <param name="chains">The node's backing disks (shared with the service's raw reads); null: the store's own.</param>
@@ -64,13 +66,14 @@ public sealed class ImageStoreActor : ReceiveActor
             _creating.Remove(c.Image);
             c.ReplyTo.Tell(c.Result);
         });
-        Receive<ListImages>(_ => StoreListing.ListAsync(_directory).PipeTo(Sender));
+        Receive<ListImages>(_ => OffThread(() => StoreListing.ListAsync(_directory), "list the images").PipeTo(Sender));
         Receive<DeleteImage>(Delete);
         Receive<Deleted>(d =>
         {
             d.ReplyTo.Tell(d.Error is null ? new ImageDeleted(d.Image) : new Status.Failure(d.Error));
             Replay(d.Image);
         });
+        Receive<Probed>(OnProbed);
         Receive<Passivate>(p => BeginClose(p.Image));
         Receive<ReleaseLocalImage>(r =>
         {
@@ -112,34 +115,50 @@ public sealed class ImageStoreActor : ReceiveActor
     private string PathOf(string name) => ImageNames.PathFor(_directory, name);
 
     /// <summary>
-    /// Existence first (a request for a name that does not exist starts nothing), then this node's
-    /// right to open it; answers the sender when either fails.
+    /// File system calls of the store run on the thread pool, never on this actor's thread, and are
+    /// waited for at most <c>Storage:FileSystemWaitLimit</c>: a store on a file system that stops
+    /// answering (a hung NFS mount) gets 503s while other images keep being served.
     /// </summary>
-    private bool RefusedToOpen(string name)
+    private async Task<T> OffThread<T>(Func<Task<T>> call, string what)
     {
-        // lstat only: a FIFO or a link out of the store is refused before anything opens it.
-        if (FileKind.NotAnImage(FileKind.Of(PathOf(name))) is { } notAnImage)
+        var limit = _options.FileSystemWaitLimit;
+        var work = Task.Run(call);
+        try
         {
-            Sender.Tell(new Status.Failure(new ImageException(ImageError.Unsupported, $"image '{name}': its file {notAnImage}", "not a regular file")));
-            return true;
+            return await work.WaitAsync(limit).ConfigureAwait(false);
         }
-        if (!File.Exists(PathOf(name)))
+        catch (TimeoutException) when (!work.IsCompleted)
         {
-            Sender.Tell(new Status.Failure(ImageNames.RawImagePath(_directory, name) is { } raw
+            throw new ImageException(ImageError.Unavailable,
+                $"the store's file system did not answer within {limit.TotalSeconds:0} s (Storage:FileSystemWaitLimit) to {what}; try again");
+        }
+    }
+
+    /// <summary>
+    /// Why the image may not be opened, or null: existence first (a request for a name that does not
+    /// exist starts nothing), then this node's right to open it. lstat only: a FIFO or a link out
+    /// of the store is refused before anything opens it.
+    /// </summary>
+    private static ImageException? WhyNotOpen(string directory, string name, Cluster.ImageOwnership? ownership)
+    {
+        string path = ImageNames.PathFor(directory, name);
+        if (FileKind.NotAnImage(FileKind.Of(path)) is { } notAnImage)
+            return new ImageException(ImageError.Unsupported, $"image '{name}': its file {notAnImage}", "not a regular file");
+        if (!File.Exists(path))
+            return ImageNames.RawImagePath(directory, name) is { } raw
                 ? FileKind.NotAnImage(FileKind.Of(raw)) is { } why
                     ? new ImageException(ImageError.Unsupported, $"image '{name}': its file {Path.GetFileName(raw)} {why}", "not a regular file")
                     : RawReadOnly(name)
-                : new ImageException(ImageError.NotFound, $"image '{name}' does not exist")));
-            return true;
-        }
-        if (_ownership is not null && !_ownership.MayOpen(name))
-        {
-            Sender.Tell(new Status.Failure(new ImageException(ImageError.Unavailable,
-                $"image '{name}' is not served by this node right now (it is moving to another node); try again")));
-            return true;
-        }
-        return false;
+                : new ImageException(ImageError.NotFound, $"image '{name}' does not exist");
+        return WhyNotOwned(name, ownership);
     }
+
+    private ImageException? WhyNotOwned(string name) => WhyNotOwned(name, _ownership);
+
+    private static ImageException? WhyNotOwned(string name, Cluster.ImageOwnership? ownership)
+        => ownership is not null && !ownership.MayOpen(name)
+            ? new ImageException(ImageError.Unavailable, $"image '{name}' is not served by this node right now (it is moving to another node); try again")
+            : null;
 
     internal static ImageException RawReadOnly(string name)
         => new(ImageError.Conflict, $"image '{name}' is a raw image ({name}{ImageNames.RawExtension}): the server serves raw images read-only "
@@ -164,20 +183,48 @@ public sealed class ImageStoreActor : ReceiveActor
         }
         if (!_open.TryGetValue(name, out var image))
         {
-            if (RefusedToOpen(name)) return;
-            if (_open.Count >= _options.MaxOpenImages && !CloseLeastRecentlyUsed())
-            {
-                Sender.Tell(new Status.Failure(new ImageException(ImageError.Unavailable,
-                    $"image '{name}' cannot be opened now: {_open.Count} images are open (Storage:MaxOpenImages) and none of them is idle; try again")));
-                return;
-            }
+            // Messages wait while the entry is checked; they go to the new supervisor in arrival order.
+            _closing[name] = [(message, Sender)];
+            string directory = _directory;
+            var ownership = _ownership;
+            OffThread(() => Task.FromResult(WhyNotOpen(directory, name, ownership)), $"open image '{name}'")
+                .PipeTo(Self, success: refusal => new Probed(name, refusal),
+                    failure: e => new Probed(name, e is AggregateException { InnerException: { } inner } ? inner : e));
+            return;
+        }
+        ForwardTo(image, name, message, Sender);
+    }
+
+    private void ForwardTo(IActorRef image, string name, object message, IActorRef sender)
+    {
+        if (message is AttachImage) _lastAttached[name] = Environment.TickCount64;
+        image.Tell(message, sender);
+    }
+
+    private void OnProbed(Probed p)
+    {
+        string name = p.Image;
+        if (!_closing.Remove(name, out var waiting)) return;
+        // Ownership again, here: it may have moved while the file system was asked.
+        var refusal = p.Refusal ?? WhyNotOwned(name) ?? (_open.Count >= _options.MaxOpenImages && !CloseLeastRecentlyUsed()
+            ? new ImageException(ImageError.Unavailable,
+                $"image '{name}' cannot be opened now: {_open.Count} images are open (Storage:MaxOpenImages) and none of them is idle; try again")
+            : null);
+        IActorRef? image = null;
+        if (refusal is null)
+        {
             image = Context.ActorOf(ImageSupervisor.Props(name, PathOf(name), _fs, _budget, _options.MetadataCacheWaitLimit, _chains), Uri.EscapeDataString(name));
             Context.Watch(image);
             _open[name] = image;
             _names[image] = name;
         }
-        if (message is AttachImage) _lastAttached[name] = Environment.TickCount64;
-        image.Forward(message);
+        foreach (var (message, sender) in waiting)
+        {
+            // A delete or snapshot that arrived meanwhile decides again, now that the check is done.
+            if (message is DeleteImage or RunMaintenance) Self.Tell(message, sender);
+            else if (image is null) sender.Tell(new Status.Failure(refusal!));
+            else ForwardTo(image, name, message, sender);
+        }
     }
 
     /// <summary>Starts closing the least recently used open image with no request in flight; false when every one is busy.</summary>
@@ -268,7 +315,6 @@ public sealed class ImageStoreActor : ReceiveActor
             waiting.Add((m, Sender)); // closing or being deleted: decide after that
             return;
         }
-        if (RefusedToOpen(name)) return;
         _maintenance[name] = new Queue<(RunMaintenance, IActorRef)>([(m, Sender)]);
         if (_open.ContainsKey(name)) BeginClose(name);
         else StartMaintenance(name);
@@ -283,8 +329,11 @@ public sealed class ImageStoreActor : ReceiveActor
         var budget = _budget;
         var waitLimit = _options.MetadataCacheWaitLimit;
         var chains = _chains;
+        string directory = _directory;
+        var ownership = _ownership;
         Task.Run(async () =>
             {
+                if (WhyNotOpen(directory, name, ownership) is { } refusal) throw refusal;
                 await RefuseIfBackingAsync(chains, name, "changed").ConfigureAwait(false);
                 return await Image.Maintenance.MaintenanceRunner.RunAsync(name, path, fs, budget, waitLimit, message.Operation, CancellationToken.None).ConfigureAwait(false);
             })
@@ -318,7 +367,7 @@ public sealed class ImageStoreActor : ReceiveActor
         done.ReplyTo.Tell(done.Result);
         var queue = _maintenance[done.Image];
         queue.Dequeue();
-        if (queue.Count > 0 && File.Exists(PathOf(done.Image)))
+        if (queue.Count > 0)
         {
             StartMaintenance(done.Image);
             return;
@@ -338,9 +387,9 @@ public sealed class ImageStoreActor : ReceiveActor
                 $"'{name}' is not a valid image name: use 1 to 128 of A-Z a-z 0-9 . _ - starting with a letter or digit")));
             return;
         }
-        if (_creating.Contains(name) || _open.ContainsKey(name) || FileKind.Of(PathOf(name)) != FileKindValue.Missing)
+        if (_creating.Contains(name) || _open.ContainsKey(name))
         {
-            Sender.Tell(new Status.Failure(new ImageException(ImageError.AlreadyExists, $"image '{name}' already exists")));
+            Sender.Tell(new Status.Failure(AlreadyExists(name)));
             return;
         }
         ImagePlan plan;
@@ -358,16 +407,24 @@ public sealed class ImageStoreActor : ReceiveActor
         var replyTo = Sender;
         string path = PathOf(name);
         var header = plan.Header;
-        _fs.CreateAtomicAsync(path, plan.Writes, plan.FileLength, CancellationToken.None).ContinueWith(t =>
+        var fs = _fs;
+        OffThread(async () =>
+        {
+            if (FileKind.Of(path) != FileKindValue.Missing) throw AlreadyExists(name);
+            await fs.CreateAtomicAsync(path, plan.Writes, plan.FileLength, CancellationToken.None).ConfigureAwait(false);
+            return true;
+        }, $"create image '{name}'").ContinueWith(t =>
         {
             object result = t.IsCompletedSuccessfully
                 ? ImageInfo.FromHeader(name, header, plan.FileLength)
                 : new Status.Failure(t.Exception!.InnerException is IOException io and not DirectorySyncException && File.Exists(path) && !IoErrors.IsDiskFull(io)
-                    ? new ImageException(ImageError.AlreadyExists, $"image '{name}' already exists")
+                    ? AlreadyExists(name)
                     : IoErrors.Map(t.Exception!.InnerException!, name));
             return new Created(name, replyTo, result);
         }, TaskScheduler.Default).PipeTo(Self);
     }
+
+    private static ImageException AlreadyExists(string name) => new(ImageError.AlreadyExists, $"image '{name}' already exists");
 
     private void Delete(DeleteImage d)
     {
@@ -396,12 +453,14 @@ public sealed class ImageStoreActor : ReceiveActor
     private void DeleteFile(string name, IActorRef replyTo)
     {
         _closing.TryAdd(name, []);
-        string path = File.Exists(PathOf(name)) ? PathOf(name) : ImageNames.RawImagePath(_directory, name) ?? PathOf(name);
+        string directory = _directory;
         var chains = _chains;
         var ownership = _ownership;
         var fs = _fs;
         Task.Run(async () =>
         {
+            string qcow2 = ImageNames.PathFor(directory, name);
+            string path = File.Exists(qcow2) ? qcow2 : ImageNames.RawImagePath(directory, name) ?? qcow2;
             if (!File.Exists(path)) return new Deleted(name, replyTo, new ImageException(ImageError.NotFound, $"image '{name}' does not exist"));
             await RefuseIfBackingAsync(chains, name, "deleted", Path.GetFileName(path)).ConfigureAwait(false);
             // Unlinked only by the owner, under the image's own locks (the cluster's flock and QEMU's
@@ -415,7 +474,7 @@ public sealed class ImageStoreActor : ReceiveActor
             }
             string marker = ImageSupervisor.MarkerPathFor(path);
             if (FileKind.Of(marker) != FileKindValue.Missing) File.Delete(marker);
-            fs.SyncDirectory(_directory);
+            fs.SyncDirectory(directory);
             return new Deleted(name, replyTo, null);
         }).PipeTo(Self, failure: e => new Deleted(name, replyTo, MaintenanceError(name, e is AggregateException { InnerException: { } inner } ? inner : e)));
     }
