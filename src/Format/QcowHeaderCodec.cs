@@ -56,6 +56,9 @@ internal static class QcowHeaderCodec
         int clusterEnd = Math.Min(1 << clusterBits, firstCluster.Length);
         int extensionsEnd = ReadBackingFile(firstCluster[..clusterEnd], header);
         ReadExtensions(firstCluster[..extensionsEnd], (int)headerLength, header.Extensions);
+        // Encrypted images were refused above, so here crypt_method is 0: an encryption extension contradicts it (QEMU refuses the image too).
+        if (header.FindExtension(HeaderExtensionType.FullDiskEncryption) is not null)
+            throw Invalid(HeaderField.CryptMethod, "the image has a full disk encryption header extension but crypt_method 0 (not encrypted): the header contradicts itself");
         return header;
     }
 

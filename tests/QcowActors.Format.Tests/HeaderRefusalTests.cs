@@ -228,6 +228,14 @@ public sealed class HeaderRefusalTests
     }
 
     [Fact]
+    public void Parse_rejects_an_encryption_extension_in_an_image_that_is_not_encrypted()
+    {
+        byte[] image = V3();
+        SetU32(image, FeatureTableOffset, HeaderExtensionType.FullDiskEncryption);
+        Assert.Contains("crypt_method 0", Refuse(image, QcowProblem.Invalid, "crypt_method").Message);
+    }
+
+    [Fact]
     public void Parse_rejects_extension_header_cut_off_by_the_end_of_the_bytes()
         => Refuse(V3(), FeatureTableOffset + 4, OneGiB, QcowProblem.Invalid, "header_extension");
 
