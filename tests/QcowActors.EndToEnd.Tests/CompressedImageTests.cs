@@ -103,7 +103,41 @@ public sealed class CompressedImageTests(ServerFixture fixture, ITestOutputHelpe
     }
 
     /// <summary>Where the compressed data of the cluster at virtual offset lies (its descriptor, read from L1 and L2).</summary>
+    [Fact]
+    public async Task A_compressed_cluster_whose_data_would_start_past_the_end_of_the_file_is_refused_saying_so()
+    {
+        const string name = "comp-past-eof";
+        string source = _scratch.File("past-eof-source.raw");
+        WriteMixedDisk(source, 2L * MiB, 65536, new Random(6));
+        string path = fixture.Server.ImagePath(name);
+        ProcessRunner.RunChecked(Qemu.QemuImg, ["convert", "-c", "-f", "raw", "-O", "qcow2", source, path]);
+        var compressed = Qemu.Map(path).First(e => e.Data && e.Offset is null && e.Start > 0);
+        var (at, entry, offsetBits) = CompressedEntry(path, compressed.Start);
+        long pastEnd = (new FileInfo(path).Length + MiB) & ~511L;
+        await using (var file = new FileStream(path, FileMode.Open, FileAccess.Write))
+        {
+            file.Position = at;
+            var word = new byte[8];
+            System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(word, (entry & ~((1L << offsetBits) - 1)) | pastEnd);
+            file.Write(word);
+        }
+
+        using var request = new HttpRequestMessage(HttpMethod.Get, fixture.Server.DataUrl(name));
+        request.Headers.Range = new System.Net.Http.Headers.RangeHeaderValue(compressed.Start, compressed.Start + 4095);
+        using var refused = await fixture.Server.Client.SendAsync(request);
+
+        Assert.Equal(422, (int)refused.StatusCode);
+        Assert.Contains("past the end of the file", await refused.Content.ReadAsStringAsync());
+    }
+
     private static long CompressedDataOffset(string path, long virtualOffset)
+    {
+        var (_, entry, offsetBits) = CompressedEntry(path, virtualOffset);
+        return entry & ((1L << offsetBits) - 1);
+    }
+
+    /// <summary>The L2 entry of a compressed cluster: where it lies in the file, its value, and how many low bits hold the host offset.</summary>
+    private static (long At, long Entry, int OffsetBits) CompressedEntry(string path, long virtualOffset)
     {
         using var file = File.OpenRead(path);
         byte[] word = new byte[8];
@@ -115,10 +149,10 @@ public sealed class CompressedImageTests(ServerFixture fixture, ITestOutputHelpe
         int l2Bits = bits - 3;
         long cluster = virtualOffset >> bits;
         long l2 = ReadWord(l1Offset + 8 * (cluster >> l2Bits)) & 0x00FF_FFFF_FFFF_FE00L;
-        long entry = ReadWord(l2 + 8 * (cluster & ((1L << l2Bits) - 1)));
+        long at = l2 + 8 * (cluster & ((1L << l2Bits) - 1));
+        long entry = ReadWord(at);
         Assert.True((entry & (1L << 62)) != 0, $"cluster at {virtualOffset} is not compressed");
-        int x = 62 - (bits - 8);
-        return entry & ((1L << x) - 1);
+        return (at, entry, 62 - (bits - 8));
     }
 
     /// <summary>Clusters of three kinds: half-entropy bytes (about 2:1 for deflate), zeros (holes after convert) and random bytes (stored plainly).</summary>

@@ -56,6 +56,8 @@ internal sealed class CompressedClusterReader
             await file.ReadAsync(input.AsMemory(0, inputLength), descriptor.HostOffset, ct).ConfigureAwait(false);
             string? error = await Task.Run(() => Inflate(compressionType, input.AsMemory(0, inputLength), output.AsSpan(0, layout.ClusterSize)), ct)
                 .ConfigureAwait(false);
+            if (error is not null && descriptor.HostOffset >= file.Length)
+                error = $"its compressed data would start past the end of the file ({file.Length} bytes)";
             if (error is not null)
                 throw new ImageException(ImageError.Unsupported,
                     $"image '{image}': the compressed cluster at virtual offset {virtualOffset} (host offset {descriptor.HostOffset}) cannot be inflated: {error}",
