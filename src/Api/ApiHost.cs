@@ -6,6 +6,7 @@ using QcowActors.Actors.Service;
 using QcowActors.Api.Cluster;
 using QcowActors.Api.Endpoints;
 using QcowActors.Api.Problems;
+using QcowActors.Api.Tickets;
 
 namespace QcowActors.Api;
 
@@ -106,13 +107,15 @@ internal static class ApiHost
         services.AddSingleton<NodeLifecycle>();
         services.AddHttpForwarder();
         services.AddSingleton<OwnerForwarder>();
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<TicketStore>();
 
         // Responses write numbers as numbers; the web default (also reading "123") would make every
         // integer in the generated document "integer or string". Request bodies are parsed by hand.
         services.ConfigureHttpJsonOptions(o => o.SerializerOptions.NumberHandling = JsonNumberHandling.Strict);
         services.AddProblemDetails(o => o.CustomizeProblemDetails = ApiProblems.ApplyDefaults);
         services.AddExceptionHandler<ApiExceptionHandler>();
-        services.AddOpenApi(o => o.DescribeHealth().AddDocumentTransformer((document, _, _) =>
+        services.AddOpenApi(o => o.DescribeHealth().DescribeTicketPaths().AddDocumentTransformer((document, _, _) =>
         {
             document.Info.Title = "QcowActors";
             document.Info.Description = "QCOW2 virtual disks over HTTP; /images/{name}/data speaks oVirt imageio's transfer protocol.";
@@ -138,6 +141,9 @@ internal static class ApiHost
         app.UseExceptionHandler();
         // Empty 4xx/5xx answers from routing (unknown path 404, wrong method 405) become problems too.
         app.UseStatusCodePages();
+        // /tickets/{id}/data... becomes its image's data path before routing picks the endpoint.
+        app.UseMiddleware<TicketPaths>();
+        app.UseRouting();
         // Requests about an image go to the node that owns it (this one, or forwarded).
         app.UseMiddleware<ImageRouting>();
 
@@ -154,6 +160,7 @@ internal static class ApiHost
         app.MapDiskWrite();
         app.MapImageio();
         app.MapSnapshots();
+        app.MapTickets();
         app.MapHealth();
         app.MapDiagnostics();
         BootstrapEndpoint.Map(app);

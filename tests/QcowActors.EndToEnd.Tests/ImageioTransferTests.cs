@@ -19,10 +19,16 @@ public sealed class ImageioTransferTests(ServerFixture fixture, ITestOutputHelpe
 
     private readonly TempDirectory _scratch = new("e2e-imageio");
 
-    [Fact]
-    public async Task Upload_and_download_like_imageio_reproduce_the_source_image()
+    /// <param name="throughTicket">
+    /// Every data request (OPTIONS, PUT, PATCH, extents, GET) goes to a write ticket's URL from
+    /// clients that send no other credential, as imageio's clients do.
+    /// </param>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Upload_and_download_like_imageio_reproduce_the_source_image(bool throughTicket)
     {
-        const string name = "imageio";
+        string name = throughTicket ? "imageio-ticket" : "imageio";
         var server = fixture.Server;
         var source = _scratch.File("source.qcow2");
         Qemu.CreateQcow2(source, Size, 65536);
@@ -40,7 +46,15 @@ public sealed class ImageioTransferTests(ServerFixture fixture, ITestOutputHelpe
         Assert.Contains(map, e => !e.Data && e.Zero);
 
         await server.Api.CreateAsync(name, Size);
-        var options = await server.Api.OptionsAsync(name);
+        Func<HttpClient, ImageApi> apiFor = client => new ImageApi(client);
+        if (throughTicket)
+        {
+            var ticket = await server.Api.CreateTicketAsync(name, "write", "10m");
+            Assert.Matches("^/tickets/[0-9a-f]{32}/data$", ticket.Url);
+            apiFor = client => new ImageApi(client).ThroughTicket(ticket.Url);
+        }
+        using var control = OneConnection(server);
+        var options = await apiFor(control).OptionsAsync(name);
         var features = options.GetProperty("features").EnumerateArray().Select(f => f.GetString()).ToList();
         Assert.Contains("extents", features);
         Assert.Contains("zero", features);
@@ -49,19 +63,20 @@ public sealed class ImageioTransferTests(ServerFixture fixture, ITestOutputHelpe
         Assert.True(connections >= 1, $"max_writers in {options}");
         output.WriteLine($"OPTIONS: {options}; uploading over {connections} connections");
 
-        await UploadAsync(server, name, map, sourceRaw, connections);
+        await UploadAsync(server, name, map, sourceRaw, connections, apiFor);
 
         var uploaded = Qemu.Compare(source, server.ImagePath(name), "-f", "qcow2", "-F", "qcow2");
         Assert.True(uploaded.Identical, $"source vs uploaded image: {uploaded}");
         DiskAssert.CheckIsClean(server.ImagePath(name));
 
         var downloaded = _scratch.File("downloaded.raw");
-        await DownloadAsync(server, name, downloaded);
+        await DownloadAsync(server, name, downloaded, apiFor);
         var roundTrip = Qemu.Compare(source, downloaded, "-f", "qcow2", "-F", "raw");
         Assert.True(roundTrip.Identical, $"source vs downloaded: {roundTrip}");
     }
 
-    private static async Task UploadAsync(ServerProcess server, string name, IReadOnlyList<QemuMapEntry> map, string sourceRaw, int connections)
+    private static async Task UploadAsync(ServerProcess server, string name, IReadOnlyList<QemuMapEntry> map, string sourceRaw, int connections,
+        Func<HttpClient, ImageApi> apiFor)
     {
         var work = new ConcurrentQueue<(long Offset, long Length, bool Data)>();
         foreach (var extent in map)
@@ -75,7 +90,7 @@ public sealed class ImageioTransferTests(ServerFixture fixture, ITestOutputHelpe
         await Task.WhenAll(Enumerable.Range(0, connections).Select(_ => Task.Run(async () =>
         {
             using var client = OneConnection(server);
-            var api = new ImageApi(client);
+            var api = apiFor(client);
             var buffer = new byte[MaxRequest];
             while (work.TryDequeue(out var item))
             {
@@ -94,9 +109,11 @@ public sealed class ImageioTransferTests(ServerFixture fixture, ITestOutputHelpe
         })));
     }
 
-    private static async Task DownloadAsync(ServerProcess server, string name, string destination)
+    private static async Task DownloadAsync(ServerProcess server, string name, string destination, Func<HttpClient, ImageApi> apiFor)
     {
-        var extents = await server.Api.GetExtentsAsync(name);
+        using var client = OneConnection(server);
+        var api = apiFor(client);
+        var extents = await api.GetExtentsAsync(name);
         long covered = 0;
         foreach (var e in extents)
         {
@@ -107,8 +124,6 @@ public sealed class ImageioTransferTests(ServerFixture fixture, ITestOutputHelpe
 
         using var target = File.OpenHandle(destination, FileMode.Create, FileAccess.Write);
         RandomAccess.SetLength(target, covered);
-        using var client = OneConnection(server);
-        var api = new ImageApi(client);
         foreach (var extent in extents.Where(e => !e.Zero))
         {
             for (long offset = extent.Start; offset < extent.Start + extent.Length; offset += MaxRequest)

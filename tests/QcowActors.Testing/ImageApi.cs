@@ -16,6 +16,22 @@ public sealed class ImageApi(HttpClient client)
 
     public HttpClient Client { get; } = client;
 
+    /// <summary>Where an image's data is: /images/{name}/data, or a transfer ticket's /tickets/{id}/data.</summary>
+    public Func<string, string> DataPath { get; init; } = name => $"images/{name}/data";
+
+    /// <summary>The same API with every data request sent to the transfer ticket's URL (no other credential).</summary>
+    public ImageApi ThroughTicket(string ticketUrl) => new(Client) { DataPath = _ => ticketUrl.TrimStart('/') };
+
+    /// <summary>POST /images/{name}/tickets; expects 201.</summary>
+    public async Task<CreatedTicket> CreateTicketAsync(string name, string scope, string? expiresIn = null, CancellationToken ct = default)
+    {
+        var body = new Dictionary<string, object> { ["scope"] = scope };
+        if (expiresIn is not null) body["expiresIn"] = expiresIn;
+        using var response = await Client.PostAsJsonAsync(Url($"images/{name}/tickets"), body, Json, ct).ConfigureAwait(false);
+        await ExpectAsync(response, HttpStatusCode.Created, ct).ConfigureAwait(false);
+        return await ReadJsonAsync<CreatedTicket>(response, ct).ConfigureAwait(false);
+    }
+
     /// <summary>POST /images; <paramref name="size"/> is a number or a string such as "10G".</summary>
     public async Task<ImageInfo> CreateAsync(string name, object size, int? clusterSize = null, int? refcountBits = null, CancellationToken ct = default)
     {
@@ -59,7 +75,7 @@ public sealed class ImageApi(HttpClient client)
     {
         content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
         content.Headers.ContentRange = new ContentRangeHeaderValue(offset, offset + length - 1);
-        using var request = new HttpRequestMessage(HttpMethod.Put, Url($"images/{name}/data" + (flush ? "" : "?flush=n"))) { Content = content };
+        using var request = new HttpRequestMessage(HttpMethod.Put, Url(DataPath(name) + (flush ? "" : "?flush=n"))) { Content = content };
         using var response = await Client.SendAsync(request, ct).ConfigureAwait(false);
         await ExpectAsync(response, HttpStatusCode.OK, ct).ConfigureAwait(false);
     }
@@ -67,7 +83,7 @@ public sealed class ImageApi(HttpClient client)
     /// <summary>GET with Range: bytes=offset-(offset+length-1); expects 206, Content-Range and Content-Length to match.</summary>
     public async Task<byte[]> GetRangeAsync(string name, long offset, long length, CancellationToken ct = default)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Get, Url($"images/{name}/data"));
+        using var request = new HttpRequestMessage(HttpMethod.Get, Url(DataPath(name)));
         request.Headers.Range = new RangeHeaderValue(offset, offset + length - 1);
         using var response = await Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
         await ExpectAsync(response, HttpStatusCode.PartialContent, ct).ConfigureAwait(false);
@@ -91,7 +107,7 @@ public sealed class ImageApi(HttpClient client)
     /// <summary>GET without Range: the whole disk (expects 200).</summary>
     public async Task<byte[]> GetAllAsync(string name, CancellationToken ct = default)
     {
-        using var response = await Client.GetAsync(Url($"images/{name}/data"), HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+        using var response = await Client.GetAsync(Url(DataPath(name)), HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
         await ExpectAsync(response, HttpStatusCode.OK, ct).ConfigureAwait(false);
         return await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false);
     }
@@ -107,7 +123,7 @@ public sealed class ImageApi(HttpClient client)
     /// <summary>GET /images/{name}/data/extents?context=zero.</summary>
     public async Task<IReadOnlyList<DiskExtentDto>> GetExtentsAsync(string name, CancellationToken ct = default)
     {
-        using var response = await Client.GetAsync(Url($"images/{name}/data/extents?context=zero"), ct).ConfigureAwait(false);
+        using var response = await Client.GetAsync(Url(DataPath(name) + "/extents?context=zero"), ct).ConfigureAwait(false);
         await ExpectAsync(response, HttpStatusCode.OK, ct).ConfigureAwait(false);
         return await ReadJsonAsync<List<DiskExtentDto>>(response, ct).ConfigureAwait(false);
     }
@@ -115,7 +131,7 @@ public sealed class ImageApi(HttpClient client)
     /// <summary>OPTIONS /images/{name}/data (imageio: features, max_readers, max_writers).</summary>
     public async Task<JsonElement> OptionsAsync(string name, CancellationToken ct = default)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Options, Url($"images/{name}/data"));
+        using var request = new HttpRequestMessage(HttpMethod.Options, Url(DataPath(name)));
         using var response = await Client.SendAsync(request, ct).ConfigureAwait(false);
         await ExpectAsync(response, HttpStatusCode.OK, ct).ConfigureAwait(false);
         return await ReadJsonAsync<JsonElement>(response, ct).ConfigureAwait(false);
@@ -124,7 +140,7 @@ public sealed class ImageApi(HttpClient client)
     private async Task PatchAsync(string name, object body, CancellationToken ct)
     {
         using var content = JsonContent.Create(body, options: Json);
-        using var request = new HttpRequestMessage(HttpMethod.Patch, Url($"images/{name}/data")) { Content = content };
+        using var request = new HttpRequestMessage(HttpMethod.Patch, Url(DataPath(name))) { Content = content };
         using var response = await Client.SendAsync(request, ct).ConfigureAwait(false);
         await ExpectAsync(response, HttpStatusCode.OK, ct).ConfigureAwait(false);
     }
@@ -146,6 +162,9 @@ public sealed class ImageApi(HttpClient client)
         => await response.Content.ReadFromJsonAsync<T>(Json, ct).ConfigureAwait(false)
            ?? throw new ApiStatusException(response.StatusCode, $"{response.RequestMessage?.RequestUri} returned no JSON body");
 }
+
+/// <summary>POST /images/{name}/tickets.</summary>
+public sealed record CreatedTicket(string Id, string Url, DateTimeOffset Expires, string Image, string Scope);
 
 /// <summary>GET /images/{name}.</summary>
 public sealed record ImageInfo(

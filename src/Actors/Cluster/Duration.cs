@@ -17,6 +17,8 @@ public static class Duration
                 && double.TryParse(text[..^suffix.Length], NumberStyles.Float, CultureInfo.InvariantCulture, out double n)
                 && !(suffix == "m" && text.EndsWith("ms", StringComparison.OrdinalIgnoreCase)))
             {
+                // "1e300h" or "NaNs" parse as numbers but are no duration.
+                if (!double.IsFinite(n * ms) || Math.Abs(n * ms) >= TimeSpan.MaxValue.TotalMilliseconds) return false;
                 value = TimeSpan.FromMilliseconds(n * ms);
                 return true;
             }

@@ -114,7 +114,7 @@ internal sealed class ImageRouting(
                 lastProblem = $"it was forwarded {hops} times without reaching its owner";
                 break;
             }
-            else if (await forwarder.TryForwardAsync(context, at.HttpUrl, hops + 1))
+            else if (await ForwardAsync(context, at.HttpUrl, hops + 1))
             {
                 return;
             }
@@ -134,8 +134,25 @@ internal sealed class ImageRouting(
     private async Task<bool> PassOnAsync(HttpContext context, int hops)
     {
         foreach (string url in peers.Urls())
-            if (await forwarder.TryForwardAsync(context, url, hops)) return true;
+            if (await ForwardAsync(context, url, hops)) return true;
         return false;
+    }
+
+    /// <summary>A request that came through a transfer ticket goes on with the path its client used: the owner checks the ticket again.</summary>
+    private async Task<bool> ForwardAsync(HttpContext context, string url, int hops)
+    {
+        if (context.Features.Get<Tickets.TicketAccess>() is not { } ticket)
+            return await forwarder.TryForwardAsync(context, url, hops);
+        var served = context.Request.Path;
+        context.Request.Path = ticket.OriginalPath;
+        try
+        {
+            return await forwarder.TryForwardAsync(context, url, hops);
+        }
+        finally
+        {
+            context.Request.Path = served;
+        }
     }
 
     private async Task<ImageLocated?> LocateAsync(string image, CancellationToken aborted)

@@ -1,0 +1,80 @@
+using Microsoft.AspNetCore.OpenApi;
+using Microsoft.OpenApi;
+
+namespace QcowActors.Api.Tickets;
+
+/// <summary>The ticket request body, and the ticket data paths, in the OpenAPI document.</summary>
+internal static class TicketSchemas
+{
+    public static IOpenApiSchema CreateTicketRequest() => new OpenApiSchema
+    {
+        Type = JsonSchemaType.Object,
+        Required = new HashSet<string> { "scope" },
+        Properties = new Dictionary<string, IOpenApiSchema>
+        {
+            ["scope"] = new OpenApiSchema
+            {
+                Type = JsonSchemaType.String,
+                Enum = ["read", "write"],
+                Description = "read: GET, HEAD, OPTIONS and extents of the image's data; write: also PUT and PATCH.",
+            },
+            ["expiresIn"] = new OpenApiSchema
+            {
+                Type = JsonSchemaType.String,
+                Default = "1h",
+                Description = "How long the ticket lives: \"30s\", \"10m\", \"2h\", from 1 second to 7 days.",
+            },
+        },
+    };
+
+    /// <summary>
+    /// /tickets/{id}/data and /tickets/{id}/data/extents answer exactly as the image's data
+    /// endpoints do (they are served by them): the document lists them as copies of those
+    /// operations, with the ticket id for the image name and no credential.
+    /// </summary>
+    public static OpenApiOptions DescribeTicketPaths(this OpenApiOptions options) => options.AddDocumentTransformer((document, _, _) =>
+    {
+        foreach (var (from, to) in new[] { ("/images/{name}/data", "/tickets/{id}/data"), ("/images/{name}/data/extents", "/tickets/{id}/data/extents") })
+        {
+            if (document.Paths?.TryGetValue(from, out var source) != true || source is not OpenApiPathItem item || item.Operations is null) continue;
+            var copy = new OpenApiPathItem { Operations = new Dictionary<HttpMethod, OpenApiOperation>() };
+            foreach (var (method, operation) in item.Operations)
+            {
+                if (method == HttpMethod.Put || method == HttpMethod.Patch || method == HttpMethod.Get || method == HttpMethod.Head || method == HttpMethod.Options)
+                    copy.Operations[method] = ViaTicket(operation, write: method == HttpMethod.Put || method == HttpMethod.Patch);
+            }
+            document.Paths[to] = copy;
+        }
+        return Task.CompletedTask;
+    });
+
+    private static OpenApiOperation ViaTicket(OpenApiOperation operation, bool write)
+    {
+        var parameters = new List<IOpenApiParameter>
+        {
+            new OpenApiParameter
+            {
+                Name = "id",
+                In = ParameterLocation.Path,
+                Required = true,
+                Description = "The transfer ticket's id (POST /images/{name}/tickets).",
+                Schema = new OpenApiSchema { Type = JsonSchemaType.String, Pattern = "^[0-9a-f]{32}$" },
+            },
+        };
+        parameters.AddRange((operation.Parameters ?? []).Where(p => p.Name != "name"));
+        var responses = new OpenApiResponses();
+        foreach (var (status, response) in operation.Responses ?? []) responses[status] = response;
+        if (write && responses.TryGetValue("400", out var problem) && problem is OpenApiResponse bad)
+            responses["403"] = new OpenApiResponse { Description = "A write through a read ticket.", Content = bad.Content };
+        return new OpenApiOperation
+        {
+            OperationId = operation.OperationId is { } id ? id + "ViaTicket" : null,
+            Summary = operation.Summary + " (through a transfer ticket)",
+            Description = "Served as the same operation on the ticket's image; 404 once the ticket expired or was deleted, 403 for a write through a read ticket.",
+            Tags = operation.Tags is { } tags ? new HashSet<OpenApiTagReference>(tags) : null,
+            Parameters = parameters,
+            RequestBody = operation.RequestBody,
+            Responses = responses,
+        };
+    }
+}
