@@ -128,7 +128,16 @@ internal sealed class DiskUpload(Func<long, ReadOnlyMemory<byte>, CancellationTo
         int got = 0;
         while (got < destination.Length)
         {
-            ReadResult result = await ReadBodyAsync(body, ct);
+            ReadResult result;
+            // Caught here rather than in a helper: a wrapping async method would allocate per socket read.
+            try
+            {
+                result = await body.ReadAsync(ct);
+            }
+            catch (IOException e) when (IsMalformed(e, ct))
+            {
+                throw MalformedBody.From(e);
+            }
             if (result.IsCanceled)
                 throw new OperationCanceledException("the request body read was canceled");
             ReadOnlySequence<byte> buffer = result.Buffer;
@@ -142,22 +151,21 @@ internal sealed class DiskUpload(Func<long, ReadOnlyMemory<byte>, CancellationTo
         return (got, false);
     }
 
-    private static async ValueTask<ReadResult> ReadBodyAsync(PipeReader body, CancellationToken ct)
-    {
-        try
-        {
-            return await body.ReadAsync(ct);
-        }
-        catch (IOException e) when (e is not BadHttpRequestException && !ct.IsCancellationRequested)
-        {
-            throw MalformedBody.From(e);
-        }
-    }
+    /// <summary>A body that broke HTTP's framing (not a client that left): a 400.</summary>
+    private static bool IsMalformed(IOException e, CancellationToken ct) => e is not BadHttpRequestException && !ct.IsCancellationRequested;
 
     /// <summary>True when at least one more body byte arrives; consumes nothing.</summary>
     private static async ValueTask<bool> HasMoreAsync(PipeReader body, CancellationToken ct)
     {
-        ReadResult result = await ReadBodyAsync(body, ct);
+        ReadResult result;
+        try
+        {
+            result = await body.ReadAsync(ct);
+        }
+        catch (IOException e) when (IsMalformed(e, ct))
+        {
+            throw MalformedBody.From(e);
+        }
         if (result.IsCanceled)
             throw new OperationCanceledException("the request body read was canceled");
         bool more = !result.Buffer.IsEmpty;
