@@ -2,7 +2,9 @@
 # The loopback cluster scenarios (tests/QcowActors.Cluster.Tests) with the strict bounds: three
 # server processes on 127.0.0.1 sharing one store, under a write load, through forwarding, a
 # graceful stop, kill -9, a SIGSTOP'd owner (zombie), qemu-img check, a cluster formed by config
-# discovery (the Kubernetes code path) and the never-two-writers check over every process.
+# discovery (the Kubernetes code path) and the never-two-writers check over every process; remoting
+# runs over mutual TLS (certificates made by the fixture), and RemotingTlsTests checks that a node
+# without a trusted certificate never joins.
 #
 # Strict bounds (CLUSTER_STRICT=1): kill -9 failover <= 30 s, longest pause <= 2 s, graceful exit
 # <= 15 s, zombie exit <= 15 s after SIGCONT, zombie's images served elsewhere <= 45 s after

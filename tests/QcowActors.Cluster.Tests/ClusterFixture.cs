@@ -12,6 +12,7 @@ public sealed class ClusterCollection : ICollectionFixture<ClusterFixture>
 /// <summary>
 /// The 3-node seed-node cluster the scenarios share (one store, 6 images), started once; the
 /// ledger of every server process's qcow-writer lines; and the figures the scenarios measured.
+/// Every cluster it starts runs remoting over mutual TLS, with certificates made once per fixture.
 /// </summary>
 public sealed class ClusterFixture : IAsyncLifetime
 {
@@ -26,6 +27,9 @@ public sealed class ClusterFixture : IAsyncLifetime
     private IReadOnlyList<ImageModel>? _mainImages;
 
     internal WriterLedger Ledger { get; } = new();
+
+    /// <summary>The certificates every node holds and trusts (a private CA, one node certificate, as in k8s/).</summary>
+    internal LoopbackTls Tls { get; } = LoopbackTls.SharedCertificate();
 
     /// <summary>Every node's whole log goes here (bin/.../cluster-logs/RUN).</summary>
     internal string LogDirectory { get; } = Path.Combine(AppContext.BaseDirectory, "cluster-logs", DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", System.Globalization.CultureInfo.InvariantCulture));
@@ -74,7 +78,7 @@ public sealed class ClusterFixture : IAsyncLifetime
     /// <summary>Starts a cluster whose processes the ledger follows and the fixture disposes.</summary>
     internal async Task<LoopbackCluster> StartClusterAsync(string name, ClusterFormation formation)
     {
-        var cluster = await LoopbackCluster.StartAsync(name, formation, NodeCount, Ledger, LogDirectory);
+        var cluster = await LoopbackCluster.StartAsync(name, formation, NodeCount, Ledger, LogDirectory, Tls);
         lock (_clusters)
         {
             _clusters.Add(cluster);
@@ -107,5 +111,6 @@ public sealed class ClusterFixture : IAsyncLifetime
         {
             await cluster.DisposeAsync();
         }
+        Tls.Dispose();
     }
 }

@@ -8,6 +8,7 @@ namespace QcowActors.Cluster.Tests;
 /// The cluster's promises under failure, on 3 loopback nodes sharing one store (scenarios run in
 /// order on one cluster; a node killed or stopped by one scenario is started again, on its old
 /// cluster address, by the next that needs three). The bounds are <see cref="ClusterBounds.Current"/>.
+/// Remoting runs over mutual TLS (<see cref="ClusterFixture.Tls"/>), as it must on a real network.
 /// </summary>
 [Collection(ClusterCollection.Name)]
 [TestCaseOrderer(StepOrderer.TypeName, StepOrderer.AssemblyName)]
@@ -18,7 +19,7 @@ public sealed class ClusterScenarioTests(ClusterFixture fixture, ITestOutputHelp
     [Fact, Step(1)]
     public async Task Every_node_answers_for_every_image_and_the_owner_executes_it()
     {
-        _main.Log($"bounds: {ClusterBounds.Current}");
+        _main.Log($"bounds: {ClusterBounds.Current}; remoting TLS: {fixture.Tls}");
         _main.Figure($"seed-node cluster of {ClusterFixture.NodeCount} formed in {ClusterScenario.Seconds(fixture.MainFormedIn.TotalSeconds)} (all nodes ready)");
         await EnsureThreeNodesAsync();
         AssertNone(await ForwardingScenario.RunAsync(_main));

@@ -18,7 +18,8 @@ internal enum ClusterFormation
 /// <summary>
 /// A cluster of server processes on 127.0.0.1 sharing one store directory. Each node keeps its
 /// remoting (and management) port across restarts, so a restarted node comes back with the same
-/// cluster address; its HTTP port is new each time.
+/// cluster address; its HTTP port is new each time. With <see cref="LoopbackTls"/> remoting runs
+/// over mutual TLS (akka.ssl.tcp addresses).
 /// </summary>
 internal sealed class LoopbackCluster : IAsyncDisposable
 {
@@ -33,11 +34,15 @@ internal sealed class LoopbackCluster : IAsyncDisposable
     private readonly TempDirectory _store;
     private readonly WriterLedger _ledger;
     private readonly string _logDirectory;
+    private readonly LoopbackTls? _tls;
+    private readonly IReadOnlyDictionary<string, string> _settings;
 
-    private LoopbackCluster(string name, ClusterFormation formation, int size, WriterLedger ledger, string logDirectory)
+    private LoopbackCluster(string name, ClusterFormation formation, int size, WriterLedger ledger, string logDirectory, LoopbackTls? tls, IReadOnlyDictionary<string, string>? settings)
     {
         _name = name;
         _formation = formation;
+        _tls = tls;
+        _settings = settings ?? new Dictionary<string, string>();
         _ledger = ledger;
         _logDirectory = logDirectory;
         _store = new TempDirectory($"qcowactors-cluster-{name}");
@@ -71,10 +76,17 @@ internal sealed class LoopbackCluster : IAsyncDisposable
         }
     }
 
-    /// <summary>Starts every node at once and waits until all of them are Up members.</summary>
-    public static async Task<LoopbackCluster> StartAsync(string name, ClusterFormation formation, int size, WriterLedger ledger, string logDirectory)
+    /// <summary>The cluster addresses of the node slots, node 0 first (what a joining node lists as seeds).</summary>
+    public IReadOnlyList<string> Addresses => _remotingPorts.Select(p => NodeProcess.AddressOf(p, _tls is not null)).ToList();
+
+    /// <summary>
+    /// Starts every node at once and waits until all of them are Up members. <paramref name="settings"/>
+    /// are added to every node's environment.
+    /// </summary>
+    public static async Task<LoopbackCluster> StartAsync(string name, ClusterFormation formation, int size, WriterLedger ledger, string logDirectory,
+        LoopbackTls? tls = null, IReadOnlyDictionary<string, string>? settings = null)
     {
-        var cluster = new LoopbackCluster(name, formation, size, ledger, logDirectory);
+        var cluster = new LoopbackCluster(name, formation, size, ledger, logDirectory, tls, settings);
         try
         {
             await Task.WhenAll(Enumerable.Range(0, size).Select(cluster.StartNodeAsync));
@@ -191,7 +203,7 @@ internal sealed class LoopbackCluster : IAsyncDisposable
             log.Dispose();
             throw;
         }
-        var node = new NodeProcess(index, incarnation, _remotingPorts[index], server, log, started);
+        var node = new NodeProcess(index, incarnation, _remotingPorts[index], _tls is not null, server, log, started);
         _ledger.Track(node.Pid, () => node.EndNs);
         lock (_incarnations)
         {
@@ -218,7 +230,7 @@ internal sealed class LoopbackCluster : IAsyncDisposable
                 // answers, and a restarted node 0 joins the running ones instead of forming a second cluster.
                 for (var i = 0; i < Size; i++)
                 {
-                    env[$"Cluster__SeedNodes__{Invariant(i)}"] = NodeProcess.AddressOf(_remotingPorts[i]);
+                    env[$"Cluster__SeedNodes__{Invariant(i)}"] = NodeProcess.AddressOf(_remotingPorts[i], _tls is not null);
                 }
                 break;
             case ClusterFormation.ConfigDiscovery:
@@ -230,6 +242,14 @@ internal sealed class LoopbackCluster : IAsyncDisposable
                 }
                 break;
         }
+        foreach (var (key, value) in _tls?.Settings(index) ?? new Dictionary<string, string>())
+        {
+            env[key] = value;
+        }
+        foreach (var (key, value) in _settings)
+        {
+            env[key] = value;
+        }
         return env;
     }
 
@@ -239,7 +259,7 @@ internal sealed class LoopbackCluster : IAsyncDisposable
     /// Distinct loopback ports that were free a moment ago, below Linux's ephemeral range
     /// (32768-60999) so that no outgoing connection takes one while a node is down between restarts.
     /// </summary>
-    private static int[] FreePorts(int count)
+    internal static int[] FreePorts(int count)
     {
         var listeners = new List<TcpListener>();
         try

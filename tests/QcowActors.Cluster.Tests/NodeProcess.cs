@@ -12,9 +12,10 @@ internal sealed class NodeProcess : IAsyncDisposable
 {
     private long _killedNs;
 
-    public NodeProcess(int index, int incarnation, int remotingPort, ServerProcess server, NodeLog log, long startedNs)
+    public NodeProcess(int index, int incarnation, int remotingPort, bool tls, ServerProcess server, NodeLog log, long startedNs)
     {
         Index = index;
+        Tls = tls;
         Incarnation = incarnation;
         RemotingPort = remotingPort;
         Server = server;
@@ -28,6 +29,9 @@ internal sealed class NodeProcess : IAsyncDisposable
 
     public int RemotingPort { get; }
 
+    /// <summary>Remoting runs over TLS (Cluster:Tls): the address is akka.ssl.tcp://.</summary>
+    public bool Tls { get; }
+
     public ServerProcess Server { get; }
 
     public NodeLog Log { get; }
@@ -39,7 +43,7 @@ internal sealed class NodeProcess : IAsyncDisposable
     public string BaseUrl => Server.BaseUrl;
 
     /// <summary>The cluster address every response of this node carries in X-QcowActors-Node.</summary>
-    public string Address => AddressOf(RemotingPort);
+    public string Address => AddressOf(RemotingPort, Tls);
 
     public bool HasExited => Server.HasExited;
 
@@ -57,8 +61,8 @@ internal sealed class NodeProcess : IAsyncDisposable
         }
     }
 
-    public static string AddressOf(int remotingPort)
-        => string.Create(CultureInfo.InvariantCulture, $"akka.tcp://QcowActors@127.0.0.1:{remotingPort}");
+    public static string AddressOf(int remotingPort, bool tls)
+        => string.Create(CultureInfo.InvariantCulture, $"{(tls ? "akka.ssl.tcp" : "akka.tcp")}://QcowActors@127.0.0.1:{remotingPort}");
 
     /// <summary>SIGKILL; returns the time just before the signal was sent.</summary>
     public long Kill()

@@ -119,6 +119,7 @@ internal static class ManifestRules
             problems.Add("Cluster__Hostname must be $(POD_IP)");
         if (!env.ContainsKey("POD_IP")) problems.Add("POD_IP must come from the pod's status.podIP");
         problems.AddRange(SettingProblems(env, container));
+        problems.AddRange(ClusterTlsRules.Check(m, pod, container, env));
         return problems;
     }
 
@@ -139,9 +140,17 @@ internal static class ManifestRules
         {
             var parts = name.Split("__");
             if (parts.Length < 2 || !sections.TryGetValue(parts[0], out var type)) continue;
-            var property = type.GetProperty(parts[1]);
-            if (property is null || !property.CanWrite)
-                yield return $"env {name} names no setting of {parts[0]} (known: {string.Join(", ", type.GetProperties().Where(p => p.CanWrite).Select(p => p.Name))})";
+            // Down nested sections (Cluster__Tls__KeyPath); an array's index ends the walk.
+            for (var i = 1; i < parts.Length && !type.IsArray && type != typeof(string); i++)
+            {
+                var property = type.GetProperty(parts[i]);
+                if (property is null || !property.CanWrite)
+                {
+                    yield return $"env {name} names no setting of {string.Join(":", parts[..i])} (known: {string.Join(", ", type.GetProperties().Where(p => p.CanWrite).Select(p => p.Name))})";
+                    break;
+                }
+                type = property.PropertyType;
+            }
         }
         var ports = Items(Child(container, "ports")).ToDictionary(p => Scalar(p, "name") ?? "", p => Scalar(p, "containerPort"));
         foreach (var (portName, setting) in new[] { ("akka-remote", "Cluster__Port"), ("management", "Cluster__ManagementPort") })

@@ -51,6 +51,13 @@ public sealed class ManifestValidationTests(ITestOutputHelper output)
         { "replicas as a string", "statefulset.yaml", "replicas: 3", "replicas: \"3\"", "replicas" },
         { "misspelt setting", "statefulset.yaml", "name: Cluster__StableAfter", "name: Cluster__StableAftr", "Cluster__StableAftr names no setting" },
         { "remoting port not the one advertised", "statefulset.yaml", "value: \"4053\"", "value: \"4054\"", "container port 'akka-remote' is 4053" },
+        { "remoting without TLS", "statefulset.yaml", "- name: Cluster__Tls__CertificatePath\n              value: /etc/qcowactors/cluster-tls/tls.crt\n            - ", "- ", "Cluster__AllowPlainRemoting=true" },
+        { "misspelt TLS setting", "statefulset.yaml", "name: Cluster__Tls__KeyPath", "name: Cluster__Tls__Key", "Cluster__Tls__Key names no setting of Cluster:Tls" },
+        { "TLS file outside its mount", "statefulset.yaml", "value: /etc/qcowactors/cluster-tls/ca.crt", "value: /etc/qcowactors/ca.crt", "'/etc/qcowactors/ca.crt' is on no volume mount" },
+        { "TLS key mounted writable", "statefulset.yaml", "mountPath: /etc/qcowactors/cluster-tls\n              readOnly: true", "mountPath: /etc/qcowactors/cluster-tls\n              readOnly: false", "it must be readOnly" },
+        { "TLS key readable by all", "statefulset.yaml", "defaultMode: 0400", "defaultMode: 0444", "use 0400" },
+        { "TLS Secret without the key file", "secret-cluster-tls.yaml", "  tls.key: |", "  key.pem: |", "has no key 'tls.key'" },
+        { "TLS Secret not in the manifests", "kustomization.yaml", "  - secret-cluster-tls.yaml\n", "", "Secret 'qcowactors-cluster-tls' is not in the manifests" },
     };
 
     [Theory]

@@ -9,7 +9,7 @@ public sealed class ClusterNode
     private volatile string _address = "";
     private volatile string? _httpUrl;
 
-    /// <summary>akka.tcp://QcowActors@HOST:PORT, set when the actor system has started.</summary>
+    /// <summary>akka.tcp://QcowActors@HOST:PORT (akka.ssl.tcp:// with Cluster:Tls), set when the actor system has started.</summary>
     public string Address { get => _address; set => _address = value; }
 
     /// <summary>http://HOST:PORT reachable from the other nodes, set when the HTTP server listens.</summary>

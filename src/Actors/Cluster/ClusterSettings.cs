@@ -15,7 +15,7 @@ public sealed class ClusterSettings
     /// <summary>Remoting port; 0 = ephemeral (single node).</summary>
     public int Port { get; set; }
 
-    /// <summary>Seed nodes, akka.tcp://QcowActors@HOST:PORT. Set: join them (no bootstrap).</summary>
+    /// <summary>Seed nodes, akka.tcp://QcowActors@HOST:PORT (akka.ssl.tcp:// with <see cref="Tls"/>). Set: join them (no bootstrap).</summary>
     public string[] SeedNodes { get; set; } = [];
 
     /// <summary>Split-brain resolver: how long membership must be stable before unreachable nodes are downed ("20s", "500ms", "1m" or 00:00:20).</summary>
@@ -43,6 +43,18 @@ public sealed class ClusterSettings
 
     public TimeSpan RouteTimeoutTime => Duration.TryParse(RouteTimeout, out var t) ? t : TimeSpan.Zero;
 
+    /// <summary>Remoting over TLS with mutual authentication (Cluster:Tls:*): who may join.</summary>
+    public ClusterTlsSettings Tls { get; set; } = new();
+
+    /// <summary>Plain remoting on an address other hosts reach: only on a network nothing else can reach.</summary>
+    public bool AllowPlainRemoting { get; set; }
+
+    /// <summary>The scheme of this node's cluster address and of its seed nodes'.</summary>
+    public string RemotingProtocol => Tls.Enabled ? "akka.ssl.tcp" : "akka.tcp";
+
+    /// <summary>Remoting listens on loopback only ("localhost" or a loopback IP): no other host can connect.</summary>
+    public bool IsLoopback => Hostname == "localhost" || (System.Net.IPAddress.TryParse(Hostname, out var ip) && System.Net.IPAddress.IsLoopback(ip));
+
     public bool UsesSeeds => SeedNodes.Length > 0;
     public bool UsesDiscovery => !string.IsNullOrWhiteSpace(Discovery);
 
@@ -63,8 +75,16 @@ public sealed class ClusterSettings
         if (Discovery == "config" && DiscoveryEndpoints.Length == 0)
             yield return "Cluster:Discovery=config needs Cluster:DiscoveryEndpoints (HOST:MANAGEMENTPORT of every node)";
         foreach (var seed in SeedNodes)
-            if (!seed.StartsWith($"akka.tcp://{Service.ServiceCollectionExtensions.ActorSystemName}@", StringComparison.Ordinal))
-                yield return $"Cluster:SeedNodes entry '{seed}' must look like akka.tcp://{Service.ServiceCollectionExtensions.ActorSystemName}@HOST:PORT";
+            if (!seed.StartsWith($"{RemotingProtocol}://{Service.ServiceCollectionExtensions.ActorSystemName}@", StringComparison.Ordinal))
+                yield return $"Cluster:SeedNodes entry '{seed}' must look like {RemotingProtocol}://{Service.ServiceCollectionExtensions.ActorSystemName}@HOST:PORT" +
+                             (Tls.Enabled ? " (Cluster:Tls is set)" : "");
+        foreach (var problem in Tls.Validate()) yield return problem;
+        // Any member admits a Join, so a node listening beyond loopback without TLS lets whoever
+        // reaches its port into the cluster, a lone node as much as one of several.
+        if (!Tls.Enabled && !IsLoopback && !AllowPlainRemoting && !string.IsNullOrWhiteSpace(Hostname))
+            yield return $"Cluster:Hostname '{Hostname}' is not a loopback address, so other hosts reach this node's remoting port: set Cluster:Tls " +
+                         "(Cluster:Tls:CertificatePath and Cluster:Tls:CaCertificatePath or Cluster:Tls:TrustedThumbprints) so that only nodes holding a trusted certificate can join, " +
+                         "or Cluster:AllowPlainRemoting=true if the network is otherwise isolated";
         if (IsMultiNode && FileLockingDisabled())
             yield return "file locking is disabled (DOTNET_SYSTEM_IO_DISABLEFILELOCKING / System.IO.DisableFileLocking): " +
                          "in a cluster the image lock is what keeps a second node from writing an image; unset it";

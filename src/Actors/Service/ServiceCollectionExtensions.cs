@@ -17,7 +17,7 @@ namespace QcowActors.Actors.Service;
 public static class ServiceCollectionExtensions
 {
     /// <summary>
-    /// The actor system's name: part of every cluster address (akka.tcp://QcowActors@host:port),
+    /// The actor system's name: part of every cluster address (akka.tcp://QcowActors@host:port, akka.ssl.tcp:// with TLS),
     /// so operators' seed-node settings and the nodes must agree on it. Never change it.
     /// </summary>
     public const string ActorSystemName = "QcowActors";
@@ -69,7 +69,7 @@ public static class ServiceCollectionExtensions
                 // placements on restart and can place a shard twice (akka.net#7289).
                 "akka.cluster.sharding.state-store-mode = ddata\n" +
                 "akka.cluster.sharding.remember-entities = off\n", HoconAddMode.Prepend);
-            builder.WithRemoting(new RemoteOptions { HostName = cluster.Hostname, Port = cluster.Port });
+            builder.WithRemoting(RemotingTls.Options(cluster)); // akka.ssl.tcp with mutual TLS when Cluster:Tls is set
             if (System.Net.IPAddress.TryParse(cluster.Hostname, out var ip) && ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
             {
                 // An IPv4 address binds an IPv4 socket, not a dual-stack one on ::ffff:a.b.c.d.

@@ -9,7 +9,7 @@ namespace QcowActors.Api.Endpoints;
 
 /// <summary>
 /// GET /debug/engine: what the node holds — shard entities, owned images, open images, metadata
-/// cache bytes. A hook for tests and operators' debugging, off unless Diagnostics:EngineState is
+/// cache bytes — and the cluster members it sees (address and status). A hook for tests and operators' debugging, off unless Diagnostics:EngineState is
 /// true, and not part of the published API.
 /// </summary>
 internal static class DiagnosticsEndpoints
@@ -27,6 +27,7 @@ internal static class DiagnosticsEndpoints
         IRequiredActor<ImageStoreActor> store,
         ImageOwnership ownership,
         MetadataBudget budget,
+        ActorSystem system,
         CancellationToken ct)
     {
         var timeout = TimeSpan.FromSeconds(5);
@@ -40,6 +41,7 @@ internal static class DiagnosticsEndpoints
             metadataCacheBytes = budget.UsedBytes,
             metadataCacheSpareBytes = budget.SpareBytes,
             metadataCacheImages = budget.Members,
+            members = Akka.Cluster.Cluster.Get(system).State.Members.Select(m => new { address = m.Address.ToString(), status = m.Status.ToString() }),
         });
     }
 }

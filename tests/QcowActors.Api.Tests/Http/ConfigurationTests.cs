@@ -160,6 +160,8 @@ public sealed class ConfigurationTests
     [InlineData("--Cluster:StableAfter=soon", "Cluster:StableAfter")]
     [InlineData("--Cluster:Discovery=dns", "'kubernetes' or 'config'")]
     [InlineData("--Cluster:SeedNodes:0=127.0.0.1:4051", "akka.tcp://QcowActors@HOST:PORT")]
+    [InlineData("--Cluster:Hostname=10.1.2.3", "Cluster:AllowPlainRemoting=true")]
+    [InlineData("--Cluster:Tls:CertificatePath=/nonexistent/node.pfx", "Cluster:Tls:CertificatePath '/nonexistent/node.pfx' does not exist")]
     public async Task Invalid_cluster_settings_fail_at_start_naming_the_key(string setting, string expected)
     {
         var e = await Assert.ThrowsAsync<OptionsValidationException>(() => StartAsync(setting, "--urls=http://127.0.0.1:0"));
