@@ -49,6 +49,9 @@ internal sealed class LoopbackCluster : IAsyncDisposable
 
     public string Name => _name;
 
+    /// <summary>The Cluster:ForwardingKey every node of this cluster is given (nodes sign the requests they forward with it).</summary>
+    public string ForwardingKey { get; } = ClusterKeys.NewForwardingKey();
+
     public string StoreDirectory => _store.Path;
 
     public int Size => _current.Length;
@@ -203,7 +206,8 @@ internal sealed class LoopbackCluster : IAsyncDisposable
 
     private Dictionary<string, string> NodeEnvironment(int index)
     {
-        var env = new Dictionary<string, string>
+        // The key, and X-QcowActors-Node: the scenarios find an image's owner by it.
+        var env = new Dictionary<string, string>(ClusterKeys.NodeEnvironment(ForwardingKey))
         {
             ["Cluster__Hostname"] = "127.0.0.1",
             ["Cluster__Port"] = Invariant(_remotingPorts[index]),
