@@ -105,6 +105,7 @@ internal static class ApiHost
         services.AddHealthChecks().AddCheck<NodeLifecycle>("node", tags: [HealthEndpoints.ReadyTag]);
         services.AddSingleton<NodeLifecycle>();
         services.AddHttpForwarder();
+        services.AddSingleton<ForwardingSignature>();
         services.AddSingleton<OwnerForwarder>();
 
         // Responses write numbers as numbers; the web default (also reading "123") would make every
@@ -134,6 +135,10 @@ internal static class ApiHost
 
     private static void UsePipeline(WebApplication app)
     {
+        // First: the management port's one route, and routing headers only from a peer that signed them.
+        app.UseMiddleware<EdgeGuard>();
+        // Explicit, so that endpoint matching (which WebApplication would otherwise put first) comes after EdgeGuard.
+        app.UseRouting();
         NodeLifecycle.Use(app);
         app.UseExceptionHandler();
         // Empty 4xx/5xx answers from routing (unknown path 404, wrong method 405) become problems too.
