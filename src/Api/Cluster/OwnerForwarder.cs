@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Http;
+using Microsoft.Extensions.Options;
+using QcowActors.Actors.Cluster;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace QcowActors.Api.Cluster;
@@ -12,8 +14,10 @@ namespace QcowActors.Api.Cluster;
 /// request goes on unchanged (Authorization too: the owner checks it again), except the routing
 /// headers, which this node sets and signs (<see cref="ForwardingSignature"/>).
 /// </summary>
-internal sealed class OwnerForwarder(IHttpForwarder forwarder, ForwardingSignature signature) : IDisposable
+internal sealed class OwnerForwarder(IHttpForwarder forwarder, ForwardingSignature signature, IOptions<ClusterSettings> cluster) : IDisposable
 {
+    private readonly bool _exposeNode = cluster.Value.ExposesNodeHeader;
+
     private readonly HttpMessageInvoker _client = new(new SocketsHttpHandler
     {
         UseProxy = false,
@@ -39,7 +43,7 @@ internal sealed class OwnerForwarder(IHttpForwarder forwarder, ForwardingSignatu
     /// </summary>
     public async Task<bool> TryForwardAsync(HttpContext context, string ownerUrl, int hops)
     {
-        var error = await forwarder.SendAsync(context, ownerUrl, _client, RequestConfig, new ForwardTransformer(hops, signature));
+        var error = await forwarder.SendAsync(context, ownerUrl, _client, RequestConfig, new ForwardTransformer(hops, signature, _exposeNode));
         if (error == ForwarderError.None) return true;
         var failure = context.Features.Get<IForwarderErrorFeature>()?.Exception;
         if (!context.Response.HasStarted && error == ForwarderError.Request && NotConnected(failure))
@@ -66,7 +70,7 @@ internal sealed class OwnerForwarder(IHttpForwarder forwarder, ForwardingSignatu
 
     public void Dispose() => _client.Dispose();
 
-    private sealed class ForwardTransformer(int hops, ForwardingSignature signature) : HttpTransformer
+    private sealed class ForwardTransformer(int hops, ForwardingSignature signature, bool exposeNode) : HttpTransformer
     {
         public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
         {
@@ -86,6 +90,15 @@ internal sealed class OwnerForwarder(IHttpForwarder forwarder, ForwardingSignatu
                 headers.TryAddWithoutValidation(RoutingHeaders.ForwardedAt, now.ToString(CultureInfo.InvariantCulture));
                 headers.TryAddWithoutValidation(RoutingHeaders.Signature, signature.Sign(proxyRequest.Method.Method, proxyRequest.RequestUri.PathAndQuery, hops, now));
             }
+        }
+
+        public override async ValueTask<bool> TransformResponseAsync(HttpContext httpContext, HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
+        {
+            bool proceed = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken);
+            // The owner's X-QcowActors-Node is relayed only when this node would send its own.
+            if (!exposeNode)
+                httpContext.Response.Headers.Remove(NodeLifecycle.HeaderName);
+            return proceed;
         }
     }
 }

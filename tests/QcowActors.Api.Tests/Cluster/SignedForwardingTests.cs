@@ -121,6 +121,16 @@ public sealed class SignedForwardingTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_relay_that_does_not_expose_its_node_does_not_relay_the_owners_either()
+    {
+        await using var relay = await StartRelayAsync(Key, exposeNode: false, hops: 1);
+        using var client = new HttpClient { BaseAddress = new Uri(relay.Urls.First()) };
+        var (response, echo) = await SendAsync(client, new HttpRequestMessage(HttpMethod.Get, "/images/vm1/data"));
+        Assert.Equal(1, echo.GetProperty("hops").GetInt32());
+        Assert.False(response.Headers.Contains(NodeLifecycle.HeaderName));
+    }
+
+    [Fact]
     public async Task A_client_request_loses_every_routing_header_whatever_its_case_and_keeps_the_others()
     {
         using var client = new HttpClient { BaseAddress = new Uri(_ownerUrl) };
