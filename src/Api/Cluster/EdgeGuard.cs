@@ -1,10 +1,15 @@
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Options;
+using QcowActors.Actors.Cluster;
+using QcowActors.Api.Problems;
 
 namespace QcowActors.Api.Cluster;
 
 /// <summary>
 /// The first middleware every request meets.
 /// <list type="number">
+/// <item>With Cluster:Discovery the node listens on Cluster:ManagementPort too: there it serves
+/// GET /bootstrap/seed-nodes and nothing else (404), and that route is not served on the HTTP port.</item>
 /// <item>Routing headers (<see cref="RoutingHeaders.Prefix"/>*) are removed from every request. A
 /// request a peer forwarded, whose signature verifies (<see cref="ForwardingSignature"/>), keeps its
 /// hop count as a <see cref="ForwardedByPeer"/> feature, which is all routing reads; any other is a
@@ -12,17 +17,34 @@ namespace QcowActors.Api.Cluster;
 /// names, without allocating.</item>
 /// </list>
 /// </summary>
-internal sealed class EdgeGuard(RequestDelegate next, ForwardingSignature signature, ILogger<EdgeGuard> log)
+internal sealed class EdgeGuard(RequestDelegate next, ForwardingSignature signature, IOptions<ClusterSettings> cluster, ILogger<EdgeGuard> log)
 {
     private const long WarningIntervalMs = 10_000;
+    private readonly int _managementPort = BootstrapEndpoint.IsServed(cluster.Value) ? cluster.Value.ManagementPort : 0;
     private long _nextWarningMs;
     private int _unwarned;
 
     public Task InvokeAsync(HttpContext context)
     {
+        if (_managementPort != 0 && ManagementPortProblem(context) is { } problem)
+            return ApiProblems.Result(StatusCodes.Status404NotFound, problem).ExecuteAsync(context);
         if (RoutingHeaders.AnyIn(context.Request.Headers))
             Screen(context);
         return next(context);
+    }
+
+    /// <summary>Null when the request may go on: bootstrap on the management port, anything else on the others.</summary>
+    private string? ManagementPortProblem(HttpContext context)
+    {
+        PathString path = context.Request.Path;
+        if (context.Connection.LocalPort == _managementPort)
+        {
+            return path.Equals(BootstrapEndpoint.Route, StringComparison.OrdinalIgnoreCase)
+                ? null
+                : $"this is the cluster management port: it serves only GET {BootstrapEndpoint.Route} (cluster bootstrap); the API is on the HTTP port";
+        }
+        // As for any path the API does not serve.
+        return path.StartsWithSegments(BootstrapEndpoint.Prefix, StringComparison.OrdinalIgnoreCase) ? $"no resource at {path.ToUriComponent()}" : null;
     }
 
     private void Screen(HttpContext context)
