@@ -33,10 +33,12 @@ internal sealed class LoopbackCluster : IAsyncDisposable
     private readonly TempDirectory _store;
     private readonly WriterLedger _ledger;
     private readonly string _logDirectory;
+    private readonly IReadOnlyDictionary<string, string> _extraEnvironment;
 
-    private LoopbackCluster(string name, ClusterFormation formation, int size, WriterLedger ledger, string logDirectory)
+    private LoopbackCluster(string name, ClusterFormation formation, int size, WriterLedger ledger, string logDirectory, IReadOnlyDictionary<string, string>? extraEnvironment)
     {
         _name = name;
+        _extraEnvironment = extraEnvironment ?? new Dictionary<string, string>();
         _formation = formation;
         _ledger = ledger;
         _logDirectory = logDirectory;
@@ -74,10 +76,17 @@ internal sealed class LoopbackCluster : IAsyncDisposable
         }
     }
 
-    /// <summary>Starts every node at once and waits until all of them are Up members.</summary>
-    public static async Task<LoopbackCluster> StartAsync(string name, ClusterFormation formation, int size, WriterLedger ledger, string logDirectory)
+    /// <summary>The Cluster:ManagementPort of node <paramref name="index"/> (listened on with <see cref="ClusterFormation.ConfigDiscovery"/> only).</summary>
+    public int ManagementPort(int index) => _managementPorts[index];
+
+    /// <summary>
+    /// Starts every node at once and waits until all of them are Up members; <paramref name="extraEnvironment"/>
+    /// is added to every node's (it cannot change the ports, the formation, the key or the node header).
+    /// </summary>
+    public static async Task<LoopbackCluster> StartAsync(string name, ClusterFormation formation, int size, WriterLedger ledger, string logDirectory,
+        IReadOnlyDictionary<string, string>? extraEnvironment = null)
     {
-        var cluster = new LoopbackCluster(name, formation, size, ledger, logDirectory);
+        var cluster = new LoopbackCluster(name, formation, size, ledger, logDirectory, extraEnvironment);
         try
         {
             await Task.WhenAll(Enumerable.Range(0, size).Select(cluster.StartNodeAsync));
@@ -206,15 +215,17 @@ internal sealed class LoopbackCluster : IAsyncDisposable
 
     private Dictionary<string, string> NodeEnvironment(int index)
     {
+        var env = new Dictionary<string, string>(_extraEnvironment);
         // The key, and X-QcowActors-Node: the scenarios find an image's owner by it.
-        var env = new Dictionary<string, string>(ClusterKeys.NodeEnvironment(ForwardingKey))
+        foreach (var (key, value) in ClusterKeys.NodeEnvironment(ForwardingKey))
         {
-            ["Cluster__Hostname"] = "127.0.0.1",
-            ["Cluster__Port"] = Invariant(_remotingPorts[index]),
-            ["Cluster__StableAfter"] = "5s",
-            // One line per forwarded request at Information: noise that costs CPU on a 2-core machine.
-            ["Logging__LogLevel__Yarp"] = "Warning",
-        };
+            env[key] = value;
+        }
+        env["Cluster__Hostname"] = "127.0.0.1";
+        env["Cluster__Port"] = Invariant(_remotingPorts[index]);
+        env["Cluster__StableAfter"] = "5s";
+        // One line per forwarded request at Information: noise that costs CPU on a 2-core machine.
+        env["Logging__LogLevel__Yarp"] = "Warning";
         switch (_formation)
         {
             case ClusterFormation.SeedNodes:
