@@ -51,6 +51,10 @@ public sealed class ManifestValidationTests(ITestOutputHelper output)
         { "replicas as a string", "statefulset.yaml", "replicas: 3", "replicas: \"3\"", "replicas" },
         { "misspelt setting", "statefulset.yaml", "name: Cluster__StableAfter", "name: Cluster__StableAftr", "Cluster__StableAftr names no setting" },
         { "remoting port not the one advertised", "statefulset.yaml", "value: \"4053\"", "value: \"4054\"", "container port 'akka-remote' is 4053" },
+        { "forwarding key from a Secret not in the manifests", "statefulset.yaml", "name: qcowactors-forwarding", "name: qcowactors-forwardin", "Secret 'qcowactors-forwardin' is not in the manifests" },
+        { "forwarding key from a key the Secret lacks", "secret-forwarding.yaml", "  key: REPLACE", "  value: REPLACE", "Secret/qcowactors-forwarding has no key 'key'" },
+        { "forwarding key in the manifest", "statefulset.yaml", "valueFrom:\n                secretKeyRef:\n                  name: qcowactors-forwarding\n                  key: key", "value: c2hvcnQ=", "must come from a Secret" },
+        { "forwarding key missing", "statefulset.yaml", "- name: Cluster__ForwardingKey", "- name: Cluster__Unused", "Cluster__ForwardingKey is not set" },
     };
 
     [Theory]
