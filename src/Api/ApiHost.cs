@@ -106,6 +106,7 @@ internal static class ApiHost
         services.AddHealthChecks().AddCheck<NodeLifecycle>("node", tags: [HealthEndpoints.ReadyTag]);
         services.AddSingleton<NodeLifecycle>();
         services.AddHttpForwarder();
+        services.AddSingleton<ForwardingSignature>();
         services.AddSingleton<OwnerForwarder>();
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<TicketStore>();
@@ -137,12 +138,15 @@ internal static class ApiHost
 
     private static void UsePipeline(WebApplication app)
     {
+        // First: the management port's one route, and routing headers only from a peer that signed them.
+        app.UseMiddleware<EdgeGuard>();
         NodeLifecycle.Use(app);
         app.UseExceptionHandler();
         // Empty 4xx/5xx answers from routing (unknown path 404, wrong method 405) become problems too.
         app.UseStatusCodePages();
         // /tickets/{id}/data... becomes its image's data path before routing picks the endpoint.
         app.UseMiddleware<TicketPaths>();
+        // Explicit, so that endpoint matching (which WebApplication would otherwise put first) comes after EdgeGuard and the ticket paths.
         app.UseRouting();
         // Requests about an image go to the node that owns it (this one, or forwarded).
         app.UseMiddleware<ImageRouting>();

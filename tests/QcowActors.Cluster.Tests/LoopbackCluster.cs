@@ -54,6 +54,9 @@ internal sealed class LoopbackCluster : IAsyncDisposable
 
     public string Name => _name;
 
+    /// <summary>The Cluster:ForwardingKey every node of this cluster is given (nodes sign the requests they forward with it).</summary>
+    public string ForwardingKey { get; } = ClusterKeys.NewForwardingKey();
+
     public string StoreDirectory => _store.Path;
 
     public int Size => _current.Length;
@@ -75,6 +78,9 @@ internal sealed class LoopbackCluster : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>The Cluster:ManagementPort of node <paramref name="index"/> (listened on with <see cref="ClusterFormation.ConfigDiscovery"/> only).</summary>
+    public int ManagementPort(int index) => _managementPorts[index];
 
     /// <summary>The cluster addresses of the node slots, node 0 first (what a joining node lists as seeds).</summary>
     public IReadOnlyList<string> Addresses => _remotingPorts.Select(p => NodeProcess.AddressOf(p, _tls is not null)).ToList();
@@ -215,14 +221,17 @@ internal sealed class LoopbackCluster : IAsyncDisposable
 
     private Dictionary<string, string> NodeEnvironment(int index)
     {
-        var env = new Dictionary<string, string>
+        var env = new Dictionary<string, string>();
+        // The key, and X-QcowActors-Node: the scenarios find an image's owner by it.
+        foreach (var (key, value) in ClusterKeys.NodeEnvironment(ForwardingKey))
         {
-            ["Cluster__Hostname"] = "127.0.0.1",
-            ["Cluster__Port"] = Invariant(_remotingPorts[index]),
-            ["Cluster__StableAfter"] = "5s",
-            // One line per forwarded request at Information: noise that costs CPU on a 2-core machine.
-            ["Logging__LogLevel__Yarp"] = "Warning",
-        };
+            env[key] = value;
+        }
+        env["Cluster__Hostname"] = "127.0.0.1";
+        env["Cluster__Port"] = Invariant(_remotingPorts[index]);
+        env["Cluster__StableAfter"] = "5s";
+        // One line per forwarded request at Information: noise that costs CPU on a 2-core machine.
+        env["Logging__LogLevel__Yarp"] = "Warning";
         switch (_formation)
         {
             case ClusterFormation.SeedNodes:

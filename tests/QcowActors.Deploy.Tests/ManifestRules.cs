@@ -120,6 +120,7 @@ internal static class ManifestRules
         if (!env.ContainsKey("POD_IP")) problems.Add("POD_IP must come from the pod's status.podIP");
         problems.AddRange(SettingProblems(env, container));
         problems.AddRange(ClusterTlsRules.Check(m, pod, container, env));
+        problems.AddRange(ForwardingKeyProblems(m, container));
         return problems;
     }
 
@@ -158,6 +159,35 @@ internal static class ManifestRules
             if (ports.TryGetValue(portName, out var port) && (!env.TryGetValue(setting, out var value) || value != port))
                 yield return $"container port '{portName}' is {port} but {setting} is {(env.TryGetValue(setting, out var v) ? v : "not set")}";
         }
+    }
+
+    /// <summary>
+    /// Pods that discover each other need Cluster:ForwardingKey (the app refuses to start without it),
+    /// and a key belongs in a Secret, never in the manifest: a secretKeyRef to a Secret of these
+    /// manifests that has that key.
+    /// </summary>
+    private static IEnumerable<string> ForwardingKeyProblems(Manifests m, YamlNode? container)
+    {
+        const string setting = "Cluster__ForwardingKey";
+        var entry = Items(Child(container, "env")).FirstOrDefault(e => Scalar(e, "name") == setting);
+        if (entry is null)
+        {
+            yield return $"{setting} is not set: nodes that join others refuse to start without it";
+            yield break;
+        }
+        var reference = Path(entry, "valueFrom", "secretKeyRef");
+        if (Child(entry, "value") is not null || reference is null)
+        {
+            yield return $"{setting} must come from a Secret (valueFrom.secretKeyRef), not a value in the manifest";
+            yield break;
+        }
+        string? name = Scalar(reference, "name");
+        string? key = Scalar(reference, "key");
+        var secret = m.OfKind("Secret").FirstOrDefault(s => Name(s) == name);
+        if (secret is null)
+            yield return $"{setting}: Secret '{name}' is not in the manifests";
+        else if (!Map(Child(secret, "stringData")).ContainsKey(key ?? "") && !Map(Child(secret, "data")).ContainsKey(key ?? ""))
+            yield return $"{setting}: Secret/{name} has no key '{key}'";
     }
 
     private static IEnumerable<string> SelectorProblems(string who, Dictionary<string, string> selector, Dictionary<string, string> podLabels)

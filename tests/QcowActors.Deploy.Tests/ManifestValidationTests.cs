@@ -58,6 +58,10 @@ public sealed class ManifestValidationTests(ITestOutputHelper output)
         { "TLS key readable by all", "statefulset.yaml", "defaultMode: 0400", "defaultMode: 0444", "use 0400" },
         { "TLS Secret without the key file", "secret-cluster-tls.yaml", "  tls.key: |", "  key.pem: |", "has no key 'tls.key'" },
         { "TLS Secret not in the manifests", "kustomization.yaml", "  - secret-cluster-tls.yaml\n", "", "Secret 'qcowactors-cluster-tls' is not in the manifests" },
+        { "forwarding key from a Secret not in the manifests", "statefulset.yaml", "name: qcowactors-forwarding", "name: qcowactors-forwardin", "Secret 'qcowactors-forwardin' is not in the manifests" },
+        { "forwarding key from a key the Secret lacks", "secret-forwarding.yaml", "  key: REPLACE", "  value: REPLACE", "Secret/qcowactors-forwarding has no key 'key'" },
+        { "forwarding key in the manifest", "statefulset.yaml", "valueFrom:\n                secretKeyRef:\n                  name: qcowactors-forwarding\n                  key: key", "value: c2hvcnQ=", "must come from a Secret" },
+        { "forwarding key missing", "statefulset.yaml", "- name: Cluster__ForwardingKey", "- name: Cluster__Unused", "Cluster__ForwardingKey is not set" },
     };
 
     [Theory]

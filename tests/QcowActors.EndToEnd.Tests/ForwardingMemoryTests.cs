@@ -23,10 +23,11 @@ public sealed class ForwardingMemoryTests(ITestOutputHelper output)
         using var store = new TempDirectory("qcowactors-fwd");
         int seedPort = FreePort();
         string seed = $"akka.tcp://QcowActors@127.0.0.1:{seedPort}";
+        string key = ClusterKeys.NewForwardingKey();
         ServerOptions Node(int port) => new()
         {
             StoreDirectory = store.Path,
-            Environment = new Dictionary<string, string>
+            Environment = new Dictionary<string, string>(ClusterKeys.NodeEnvironment(key))
             {
                 ["Cluster__Port"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 ["Cluster__SeedNodes__0"] = seed,

@@ -44,15 +44,17 @@ internal sealed class TwoNodeCluster : IAsyncDisposable
         {
             int seedPort = FreePort();
             string seed = $"akka.tcp://QcowActors@127.0.0.1:{seedPort}";
+            string key = ClusterKeys.NewForwardingKey();
             ServerOptions Node(int index, int port)
             {
-                var env = new Dictionary<string, string>(environment)
-                {
-                    ["Cluster__Port"] = port.ToString(CultureInfo.InvariantCulture),
-                    ["Cluster__SeedNodes__0"] = seed,
-                    // One line per forwarded request at Information: noise that costs CPU on a 2-core machine.
-                    ["Logging__LogLevel__Yarp"] = "Warning",
-                };
+                // The caller's settings may override the key and the node header, not the ports.
+                var env = ClusterKeys.NodeEnvironment(key);
+                foreach (var (name, value) in environment)
+                    env[name] = value;
+                env["Cluster__Port"] = port.ToString(CultureInfo.InvariantCulture);
+                env["Cluster__SeedNodes__0"] = seed;
+                // One line per forwarded request at Information: noise that costs CPU on a 2-core machine.
+                env["Logging__LogLevel__Yarp"] = "Warning";
                 return new ServerOptions { StoreDirectory = store.Path, Environment = env, OutputLine = events?.For($"node{index}") };
             }
             nodes.Add(await ServerProcess.StartAsync(Node(0, seedPort)));

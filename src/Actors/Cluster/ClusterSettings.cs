@@ -53,7 +53,41 @@ public sealed class ClusterSettings
     public string RemotingProtocol => Tls.Enabled ? "akka.ssl.tcp" : "akka.tcp";
 
     /// <summary>Remoting listens on loopback only ("localhost" or a loopback IP): no other host can connect.</summary>
-    public bool IsLoopback => Hostname == "localhost" || (System.Net.IPAddress.TryParse(Hostname, out var ip) && System.Net.IPAddress.IsLoopback(ip));
+    public bool IsLoopback => Hostname is { } host && (host.Equals("localhost", StringComparison.OrdinalIgnoreCase)
+        || (System.Net.IPAddress.TryParse(host.Trim('[', ']'), out var ip) && System.Net.IPAddress.IsLoopback(ip)));
+
+    /// <summary>
+    /// Base64 of at least <see cref="MinForwardingKeyBytes"/> random bytes, the same on every node: a node
+    /// forwarding a request to an image's owner signs its routing headers (HMAC-SHA256) with it, and
+    /// only a request whose signature verifies has them trusted. Required on a multi-node node.
+    /// </summary>
+    public string? ForwardingKey { get; set; }
+
+    /// <summary>Send X-QcowActors-Node (this node's cluster address) on responses; null: only when <see cref="Hostname"/> is a loopback address.</summary>
+    public bool? ExposeNodeHeader { get; set; }
+
+    public const int MinForwardingKeyBytes = 32;
+
+    /// <summary>The decoded <see cref="ForwardingKey"/>, or null when it is unset or not base64 of at least <see cref="MinForwardingKeyBytes"/> bytes.</summary>
+    public byte[]? ForwardingKeyBytes()
+    {
+        if (string.IsNullOrWhiteSpace(ForwardingKey)) return null;
+        try
+        {
+            byte[] key = Convert.FromBase64String(ForwardingKey.Trim());
+            return key.Length >= MinForwardingKeyBytes ? key : null;
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Whether responses name this node: <see cref="ExposeNodeHeader"/> when set, else only on a node
+    /// other hosts cannot reach (a loopback <see cref="Hostname"/>), where the address tells nobody anything new.
+    /// </summary>
+    public bool ExposesNodeHeader => ExposeNodeHeader ?? IsLoopback;
 
     public bool UsesSeeds => SeedNodes.Length > 0;
     public bool UsesDiscovery => !string.IsNullOrWhiteSpace(Discovery);
@@ -85,6 +119,13 @@ public sealed class ClusterSettings
             yield return $"Cluster:Hostname '{Hostname}' is not a loopback address, so other hosts reach this node's remoting port: set Cluster:Tls " +
                          "(Cluster:Tls:CertificatePath and Cluster:Tls:CaCertificatePath or Cluster:Tls:TrustedThumbprints) so that only nodes holding a trusted certificate can join, " +
                          "or Cluster:AllowPlainRemoting=true if the network is otherwise isolated";
+        if (!string.IsNullOrWhiteSpace(ForwardingKey) && ForwardingKeyBytes() is null)
+            // The value itself is a secret: never part of the message.
+            yield return $"Cluster:ForwardingKey must be base64 of at least {MinForwardingKeyBytes} random bytes (e.g. `openssl rand -base64 32`), the same on every node";
+        else if (IsMultiNode && string.IsNullOrWhiteSpace(ForwardingKey))
+            yield return "Cluster:ForwardingKey is required when the node joins others (Cluster:SeedNodes or Cluster:Discovery): " +
+                         $"nodes sign the requests they forward to each other with it. Set the same base64 key of at least {MinForwardingKeyBytes} random bytes " +
+                         "on every node (e.g. `openssl rand -base64 32`; on Kubernetes the Secret in k8s/secret-forwarding.yaml)";
         if (IsMultiNode && FileLockingDisabled())
             yield return "file locking is disabled (DOTNET_SYSTEM_IO_DISABLEFILELOCKING / System.IO.DisableFileLocking): " +
                          "in a cluster the image lock is what keeps a second node from writing an image; unset it";

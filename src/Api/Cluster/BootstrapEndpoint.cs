@@ -13,15 +13,23 @@ namespace QcowActors.Api.Cluster;
 /// /bootstrap/seed-nodes answers this node's address and the cluster members it sees, in
 /// Akka.Management's JSON (read by its HttpContactPointBootstrap). Served by Kestrel on a second
 /// listener because Akka.Management's own server cannot start here (see ClusterDiscovery).
-/// Only for Cluster:Discovery; the port must never be exposed outside the cluster.
+/// Only for Cluster:Discovery; the port must never be exposed outside the cluster. The route is
+/// served there only, and the port serves nothing else (<see cref="EdgeGuard"/>, by the port the
+/// connection arrived on: a Host header says nothing about that).
 /// </summary>
 internal static class BootstrapEndpoint
 {
+    public const string Prefix = "/bootstrap";
+    public const string Route = "/bootstrap/seed-nodes";
+
+    /// <summary>Whether the node listens on Cluster:ManagementPort: with discovery (and no seed nodes).</summary>
+    public static bool IsServed(ClusterSettings cluster) => cluster.UsesDiscovery && !cluster.UsesSeeds;
+
     /// <summary>Adds the management listener to the server's URLs (before the host is built).</summary>
     public static void Listen(WebApplicationBuilder builder)
     {
         var cluster = builder.Configuration.GetSection(ClusterSettings.Section).Get<ClusterSettings>() ?? new ClusterSettings();
-        if (!cluster.UsesDiscovery || cluster.UsesSeeds) return;
+        if (!IsServed(cluster)) return;
         string urls = builder.Configuration["urls"] ?? "http://127.0.0.1:8080";
         string bind = cluster.ManagementBindHostname ?? cluster.Hostname;
         builder.WebHost.UseUrls([.. urls.Split(';', StringSplitOptions.RemoveEmptyEntries), $"http://{bind}:{cluster.ManagementPort}"]);
@@ -30,9 +38,8 @@ internal static class BootstrapEndpoint
     public static void Map(WebApplication app)
     {
         var cluster = app.Configuration.GetSection(ClusterSettings.Section).Get<ClusterSettings>() ?? new ClusterSettings();
-        if (!cluster.UsesDiscovery || cluster.UsesSeeds) return;
-        app.MapGet("/bootstrap/seed-nodes", (ActorSystem system) => Results.Text(SeedNodesJson(system), "application/json"))
-            .RequireHost($"*:{cluster.ManagementPort}")
+        if (!IsServed(cluster)) return;
+        app.MapGet(Route, (ActorSystem system) => Results.Text(SeedNodesJson(system), "application/json"))
             .ExcludeFromDescription();
     }
 

@@ -25,9 +25,8 @@ internal sealed class ImageRouting(
     IOptions<StoreOptions> store,
     ILogger<ImageRouting> log)
 {
-    /// <summary>How often a node already forwarded this request; bounds ping-pong while ownership moves.</summary>
-    public const string HopsHeader = "X-QcowActors-Hops";
-    private const int MaxHops = 3;
+    /// <summary>How often a request may be forwarded; bounds ping-pong while ownership moves.</summary>
+    internal const int MaxHops = 3;
     private static readonly TimeSpan LocateTimeout = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan RetryDelay = TimeSpan.FromMilliseconds(100);
     private readonly string _storeDirectory = store.Value.Directory;
@@ -80,7 +79,8 @@ internal sealed class ImageRouting(
 
     private async Task RouteAsync(HttpContext context, string image)
     {
-        int hops = int.TryParse(context.Request.Headers[HopsHeader], out int h) ? h : 0;
+        // Only a peer's signed count (EdgeGuard): a client's request starts at 0 whatever it sent.
+        int hops = context.Features.Get<ForwardedByPeer>()?.Hops ?? 0;
         var deadline = DateTime.UtcNow + cluster.Value.RouteTimeoutTime;
         string? lastProblem = null;
         while (!context.RequestAborted.IsCancellationRequested)

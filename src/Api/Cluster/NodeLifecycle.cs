@@ -34,8 +34,11 @@ internal sealed class NodeLifecycle(
         var node = app.Services.GetRequiredService<ClusterNode>();
         app.Lifetime.ApplicationStarted.Register(lifecycle.OnStarted);
         app.Lifetime.ApplicationStopping.Register(() => lifecycle._stopping = true);
-        // Every response names the node that executed it; a forwarded one keeps the owner's. Set
-        // when the response starts, so error answers (the exception handler clears headers) have it too.
+        // Cluster:ExposeNodeHeader (by default only on a loopback node): every response names the node
+        // that executed it; a forwarded one keeps the owner's. Off, no response names a node: the
+        // address is an internal one, of no use to a client outside the cluster.
+        if (!app.Services.GetRequiredService<IOptions<ClusterSettings>>().Value.ExposesNodeHeader) return;
+        // Set when the response starts, so error answers (the exception handler clears headers) have it too.
         Func<object, Task> nameNode = state =>
         {
             var headers = ((HttpResponse)state).Headers;

@@ -1,5 +1,8 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Http;
+using Microsoft.Extensions.Options;
+using QcowActors.Actors.Cluster;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace QcowActors.Api.Cluster;
@@ -7,10 +10,14 @@ namespace QcowActors.Api.Cluster;
 /// <summary>
 /// Forwards a request to the node that owns its image with YARP's IHttpForwarder: headers and
 /// body are streamed both ways with pooled buffers, so a 1 GiB upload or a full-disk read through
-/// a non-owner costs it no memory that grows with the transfer.
+/// a non-owner costs it no memory that grows with the transfer. Every header of the client's
+/// request goes on unchanged (Authorization too: the owner checks it again), except the routing
+/// headers, which this node sets and signs (<see cref="ForwardingSignature"/>).
 /// </summary>
-internal sealed class OwnerForwarder(IHttpForwarder forwarder) : IDisposable
+internal sealed class OwnerForwarder(IHttpForwarder forwarder, ForwardingSignature signature, IOptions<ClusterSettings> cluster) : IDisposable
 {
+    private readonly bool _exposeNode = cluster.Value.ExposesNodeHeader;
+
     private readonly HttpMessageInvoker _client = new(new SocketsHttpHandler
     {
         UseProxy = false,
@@ -36,7 +43,7 @@ internal sealed class OwnerForwarder(IHttpForwarder forwarder) : IDisposable
     /// </summary>
     public async Task<bool> TryForwardAsync(HttpContext context, string ownerUrl, int hops)
     {
-        var error = await forwarder.SendAsync(context, ownerUrl, _client, RequestConfig, new HopTransformer(hops));
+        var error = await forwarder.SendAsync(context, ownerUrl, _client, RequestConfig, new ForwardTransformer(hops, signature, _exposeNode));
         if (error == ForwarderError.None) return true;
         var failure = context.Features.Get<IForwarderErrorFeature>()?.Exception;
         if (!context.Response.HasStarted && error == ForwarderError.Request && NotConnected(failure))
@@ -63,13 +70,35 @@ internal sealed class OwnerForwarder(IHttpForwarder forwarder) : IDisposable
 
     public void Dispose() => _client.Dispose();
 
-    private sealed class HopTransformer(int hops) : HttpTransformer
+    private sealed class ForwardTransformer(int hops, ForwardingSignature signature, bool exposeNode) : HttpTransformer
     {
         public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
         {
             await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken);
-            proxyRequest.Headers.Remove(ImageRouting.HopsHeader);
-            proxyRequest.Headers.TryAddWithoutValidation(ImageRouting.HopsHeader, hops.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            // Set here (YARP would after this call) so that the target signed is the one sent.
+            proxyRequest.RequestUri ??= RequestUtilities.MakeDestinationAddress(destinationPrefix, httpContext.Request.Path, httpContext.Request.QueryString);
+            // EdgeGuard removed the client's routing headers; these are this node's.
+            var headers = proxyRequest.Headers;
+            headers.Remove(RoutingHeaders.Hops);
+            headers.Remove(RoutingHeaders.ForwardedAt);
+            headers.Remove(RoutingHeaders.Signature);
+            headers.TryAddWithoutValidation(RoutingHeaders.Hops, hops.ToString(CultureInfo.InvariantCulture));
+            // Without a key (a single node, which has nobody to forward to) the receiver trusts nothing anyway.
+            if (signature.CanSign)
+            {
+                long now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+                headers.TryAddWithoutValidation(RoutingHeaders.ForwardedAt, now.ToString(CultureInfo.InvariantCulture));
+                headers.TryAddWithoutValidation(RoutingHeaders.Signature, signature.Sign(proxyRequest.Method.Method, proxyRequest.RequestUri.PathAndQuery, hops, now));
+            }
+        }
+
+        public override async ValueTask<bool> TransformResponseAsync(HttpContext httpContext, HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
+        {
+            bool proceed = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken);
+            // The owner's X-QcowActors-Node is relayed only when this node would send its own.
+            if (!exposeNode)
+                httpContext.Response.Headers.Remove(NodeLifecycle.HeaderName);
+            return proceed;
         }
     }
 }

@@ -55,8 +55,56 @@ public sealed class ClusterSettingsTests
     {
         Assert.Contains(new ClusterSettings { Discovery = "config" }.Validate(), p => p.Contains("DiscoveryEndpoints"));
         Assert.Contains(new ClusterSettings { Discovery = "dns" }.Validate(), p => p.Contains("'kubernetes' or 'config'"));
-        Assert.Empty(new ClusterSettings { Discovery = "config", DiscoveryEndpoints = ["127.0.0.1:8558"] }.Validate());
+        Assert.Empty(new ClusterSettings { Discovery = "config", DiscoveryEndpoints = ["127.0.0.1:8558"], ForwardingKey = Key32 }.Validate());
     }
+
+    private static readonly string Key32 = Convert.ToBase64String(new byte[32]);
+
+    [Fact]
+    public void A_multi_node_node_needs_a_forwarding_key_and_a_single_node_does_not()
+    {
+        Assert.Empty(new ClusterSettings().Validate());
+        var seeds = new ClusterSettings { SeedNodes = ["akka.tcp://QcowActors@127.0.0.1:4051"] };
+        Assert.Contains(seeds.Validate(), p => p.Contains("Cluster:ForwardingKey is required"));
+        seeds.ForwardingKey = Key32;
+        Assert.Empty(seeds.Validate());
+        var discovery = new ClusterSettings { Discovery = "kubernetes" };
+        Assert.Contains(discovery.Validate(), p => p.Contains("Cluster:ForwardingKey is required"));
+    }
+
+    [Theory]
+    [InlineData("c2hvcnQ=")] // "short": 5 bytes
+    [InlineData("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==")] // 31 bytes
+    [InlineData("REPLACE-WITH-openssl-rand-base64-32")]
+    [InlineData("not base64 at all!")]
+    public void A_forwarding_key_that_is_not_base64_of_32_bytes_is_refused_without_echoing_it(string key)
+    {
+        var problems = new ClusterSettings { ForwardingKey = key }.Validate().ToList();
+        string problem = Assert.Single(problems);
+        Assert.Contains("Cluster:ForwardingKey must be base64 of at least 32", problem);
+        Assert.DoesNotContain(key, problem);
+    }
+
+    [Fact]
+    public void A_forwarding_key_decodes_to_its_bytes()
+    {
+        byte[] key = Enumerable.Range(0, 48).Select(i => (byte)i).ToArray();
+        Assert.Equal(key, new ClusterSettings { ForwardingKey = Convert.ToBase64String(key) }.ForwardingKeyBytes());
+        Assert.Null(new ClusterSettings().ForwardingKeyBytes());
+    }
+
+    [Theory]
+    [InlineData("127.0.0.1", null, true)]
+    [InlineData("127.0.0.2", null, true)]
+    [InlineData("localhost", null, true)]
+    [InlineData("::1", null, true)]
+    [InlineData("[::1]", null, true)]
+    [InlineData("10.0.0.5", null, false)]
+    [InlineData("qcowactors-0.qcowactors-cluster", null, false)]
+    [InlineData("10.0.0.5", true, true)]
+    [InlineData("127.0.0.1", false, false)]
+    public void The_node_header_is_exposed_by_default_only_on_a_loopback_node(string hostname, bool? setting, bool exposed)
+        => Assert.Equal(exposed, new ClusterSettings { Hostname = hostname, ExposeNodeHeader = setting }.ExposesNodeHeader);
 
     [Fact]
     public void Bad_durations_and_ports_are_named()

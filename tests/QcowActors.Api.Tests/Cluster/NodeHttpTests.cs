@@ -8,7 +8,7 @@ using Xunit;
 
 namespace QcowActors.Api.Tests.Cluster;
 
-/// <summary>A single node as `dotnet run` starts it: a cluster of one, answering with its address.</summary>
+/// <summary>A single node as `dotnet run` starts it: a cluster of one on 127.0.0.1, answering with its address (Cluster:ExposeNodeHeader's default there).</summary>
 public sealed partial class NodeHttpTests : IAsyncLifetime
 {
     private ApiServer _server = null!;
@@ -33,6 +33,17 @@ public sealed partial class NodeHttpTests : IAsyncLifetime
         string node = Assert.Single(response.Headers.GetValues(Api.Cluster.NodeLifecycle.HeaderName));
         Assert.Matches(NodeAddress(), node);
         Assert.Equal(_server.Services.GetRequiredService<ClusterNode>().Address, node);
+    }
+
+    [Fact]
+    public async Task With_Cluster_ExposeNodeHeader_false_no_response_names_the_node()
+    {
+        await using var server = await ApiServer.StartWithEngineAsync("Cluster:ExposeNodeHeader=false");
+        foreach (string path in new[] { "/healthz/ready", "/images", "/images/nothing-here", "/no/such/path" })
+        {
+            using var response = await server.Client.GetAsync(path);
+            Assert.False(response.Headers.Contains(Api.Cluster.NodeLifecycle.HeaderName), path);
+        }
     }
 
     [Fact]

@@ -162,6 +162,8 @@ public sealed class ConfigurationTests
     [InlineData("--Cluster:SeedNodes:0=127.0.0.1:4051", "akka.tcp://QcowActors@HOST:PORT")]
     [InlineData("--Cluster:Hostname=10.1.2.3", "Cluster:AllowPlainRemoting=true")]
     [InlineData("--Cluster:Tls:CertificatePath=/nonexistent/node.pfx", "Cluster:Tls:CertificatePath '/nonexistent/node.pfx' does not exist")]
+    [InlineData("--Cluster:SeedNodes:0=akka.tcp://QcowActors@127.0.0.1:4051", "Cluster:ForwardingKey is required")]
+    [InlineData("--Cluster:ForwardingKey=c2hvcnQ=", "Cluster:ForwardingKey must be base64 of at least 32")]
     public async Task Invalid_cluster_settings_fail_at_start_naming_the_key(string setting, string expected)
     {
         var e = await Assert.ThrowsAsync<OptionsValidationException>(() => StartAsync(setting, "--urls=http://127.0.0.1:0"));
@@ -175,8 +177,9 @@ public sealed class ConfigurationTests
         Environment.SetEnvironmentVariable("DOTNET_SYSTEM_IO_DISABLEFILELOCKING", "1");
         try
         {
-            var e = await Assert.ThrowsAsync<OptionsValidationException>(() => StartAsync("--Cluster:SeedNodes:0=akka.tcp://QcowActors@127.0.0.1:4051", "--urls=http://127.0.0.1:0"));
-            Assert.Contains("file locking is disabled", e.Message);
+            var e = await Assert.ThrowsAsync<OptionsValidationException>(() => StartAsync(
+                "--Cluster:SeedNodes:0=akka.tcp://QcowActors@127.0.0.1:4051", $"--Cluster:ForwardingKey={Convert.ToBase64String(new byte[32])}", "--urls=http://127.0.0.1:0"));
+            Assert.StartsWith("file locking is disabled", Assert.Single(e.Failures));
         }
         finally
         {
