@@ -3,8 +3,10 @@ using System.Text.Json.Serialization;
 using QcowActors.Actors.Cluster;
 using QcowActors.Actors.Image;
 using QcowActors.Actors.Service;
+using QcowActors.Api.Auth;
 using QcowActors.Api.Cluster;
 using QcowActors.Api.Endpoints;
+using QcowActors.Api.OpenApi;
 using QcowActors.Api.Problems;
 
 namespace QcowActors.Api;
@@ -36,12 +38,25 @@ internal static class ApiHost
         UseInlineScheduling(builder);
         RequireCrlfLineEnds();
         BootstrapEndpoint.Listen(builder);
+        // Tokens decide what is registered: read and checked now (a refusal throws; Program prints the reasons).
+        AuthOptions auth = AuthConfiguration.Read(builder.Configuration);
         AddServices(builder.Services, builder.Configuration);
+        builder.Services.AddTokenAuthentication(auth);
         addStore(builder.Services);
 
         WebApplication app = builder.Build();
-        UsePipeline(app);
+        LogAuthentication(app, auth);
+        UsePipeline(app, auth);
         return app;
+    }
+
+    /// <summary>Which tokens (names and scopes only); never a token or a hash.</summary>
+    private static void LogAuthentication(WebApplication app, AuthOptions auth)
+    {
+        ILogger log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(Log.Category);
+        if (auth.HasTokens)
+            log.LogInformation("Authentication: {Count} token(s): {Tokens}", auth.Tokens.Count,
+                string.Join(", ", auth.Tokens.Select(t => $"{t.Name} ({t.Scope})")));
     }
 
     /// <summary>
@@ -112,7 +127,7 @@ internal static class ApiHost
         services.ConfigureHttpJsonOptions(o => o.SerializerOptions.NumberHandling = JsonNumberHandling.Strict);
         services.AddProblemDetails(o => o.CustomizeProblemDetails = ApiProblems.ApplyDefaults);
         services.AddExceptionHandler<ApiExceptionHandler>();
-        services.AddOpenApi(o => o.DescribeHealth().AddDocumentTransformer((document, _, _) =>
+        services.AddOpenApi(o => o.DescribeHealth().DescribeSecurity().AddDocumentTransformer((document, _, _) =>
         {
             document.Info.Title = "QcowActors";
             document.Info.Description = "QCOW2 virtual disks over HTTP; /images/{name}/data speaks oVirt imageio's transfer protocol.";
@@ -132,30 +147,28 @@ internal static class ApiHost
         }
     }
 
-    private static void UsePipeline(WebApplication app)
+    private static void UsePipeline(WebApplication app, AuthOptions auth)
     {
         NodeLifecycle.Use(app);
         app.UseExceptionHandler();
         // Empty 4xx/5xx answers from routing (unknown path 404, wrong method 405) become problems too.
         app.UseStatusCodePages();
+        // With tokens: 401/403 here, before a request is forwarded anywhere.
+        app.UseTokenAuthentication(auth);
         // Requests about an image go to the node that owns it (this one, or forwarded).
         app.UseMiddleware<ImageRouting>();
 
-        app.MapOpenApi();
-        app.UseSwaggerUI(o =>
-        {
-            o.SwaggerEndpoint("/openapi/v1.json", "QcowActors v1");
-            o.RoutePrefix = "swagger";
-            o.DocumentTitle = "QcowActors API";
-        });
-
-        app.MapImages();
-        app.MapDiskRead();
-        app.MapDiskWrite();
-        app.MapImageio();
-        app.MapSnapshots();
-        app.MapHealth();
-        app.MapDiagnostics();
-        BootstrapEndpoint.Map(app);
+        // Every endpoint is mapped in this group, which gives each the scope EndpointScopes names.
+        RouteGroupBuilder api = app.MapGroup("").RequireScopes(enforce: auth.HasTokens);
+        api.MapOpenApi();
+        api.MapSwaggerUi();
+        api.MapImages();
+        api.MapDiskRead();
+        api.MapDiskWrite();
+        api.MapImageio();
+        api.MapSnapshots();
+        api.MapHealth();
+        api.MapDiagnostics(app.Configuration);
+        BootstrapEndpoint.Map(api, app.Configuration);
     }
 }

@@ -27,11 +27,11 @@ internal static class BootstrapEndpoint
         builder.WebHost.UseUrls([.. urls.Split(';', StringSplitOptions.RemoveEmptyEntries), $"http://{bind}:{cluster.ManagementPort}"]);
     }
 
-    public static void Map(WebApplication app)
+    public static void Map(IEndpointRouteBuilder routes, IConfiguration configuration)
     {
-        var cluster = app.Configuration.GetSection(ClusterSettings.Section).Get<ClusterSettings>() ?? new ClusterSettings();
+        var cluster = configuration.GetSection(ClusterSettings.Section).Get<ClusterSettings>() ?? new ClusterSettings();
         if (!cluster.UsesDiscovery || cluster.UsesSeeds) return;
-        app.MapGet("/bootstrap/seed-nodes", (ActorSystem system) => Results.Text(SeedNodesJson(system), "application/json"))
+        routes.MapGet("/bootstrap/seed-nodes", (ActorSystem system) => Results.Text(SeedNodesJson(system), "application/json"))
             .RequireHost($"*:{cluster.ManagementPort}")
             .ExcludeFromDescription();
     }
