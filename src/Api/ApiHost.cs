@@ -38,25 +38,29 @@ internal static class ApiHost
         UseInlineScheduling(builder);
         RequireCrlfLineEnds();
         BootstrapEndpoint.Listen(builder);
-        // Tokens decide what is registered: read and checked now (a refusal throws; Program prints the reasons).
+        // Tokens decide what is registered and where the server may listen: read and checked now,
+        // before anything binds (a refusal throws; Program prints the reasons).
         AuthOptions auth = AuthConfiguration.Read(builder.Configuration);
+        IReadOnlyList<string> listenerWarnings = ListenerRules.Check(ListenerRules.Listeners(builder.Configuration), auth);
         AddServices(builder.Services, builder.Configuration);
         builder.Services.AddTokenAuthentication(auth);
         addStore(builder.Services);
 
         WebApplication app = builder.Build();
-        LogAuthentication(app, auth);
+        LogAuthentication(app, auth, listenerWarnings);
         UsePipeline(app, auth);
         return app;
     }
 
-    /// <summary>Which tokens (names and scopes only); never a token or a hash.</summary>
-    private static void LogAuthentication(WebApplication app, AuthOptions auth)
+    /// <summary>Which tokens (names and scopes only) and which warnings; never a token or a hash.</summary>
+    private static void LogAuthentication(WebApplication app, AuthOptions auth, IReadOnlyList<string> listenerWarnings)
     {
         ILogger log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(Log.Category);
         if (auth.HasTokens)
             log.LogInformation("Authentication: {Count} token(s): {Tokens}", auth.Tokens.Count,
                 string.Join(", ", auth.Tokens.Select(t => $"{t.Name} ({t.Scope})")));
+        foreach (string warning in listenerWarnings)
+            log.LogWarning("{Warning}", warning);
     }
 
     /// <summary>
