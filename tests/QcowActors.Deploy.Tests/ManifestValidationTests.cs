@@ -51,6 +51,10 @@ public sealed class ManifestValidationTests(ITestOutputHelper output)
         { "replicas as a string", "statefulset.yaml", "replicas: 3", "replicas: \"3\"", "replicas" },
         { "misspelt setting", "statefulset.yaml", "name: Cluster__StableAfter", "name: Cluster__StableAftr", "Cluster__StableAftr names no setting" },
         { "remoting port not the one advertised", "statefulset.yaml", "value: \"4053\"", "value: \"4054\"", "container port 'akka-remote' is 4053" },
+        { "token hash key renamed in the Secret", "secret-auth.yaml", "reader-sha256:", "reader-sha-256:", "has no key 'reader-sha256'" },
+        { "auth Secret left out", "kustomization.yaml", "  - secret-auth.yaml\n", "", "Secret 'qcowactors-auth' is not in the manifests" },
+        { "tokens over plain HTTP not allowed", "statefulset.yaml", "name: Auth__AllowPlainHttp\n              value: \"true\"", "name: Auth__AllowPlainHttp\n              value: \"false\"", "Auth__AllowPlainHttp" },
+        { "misspelt auth setting", "statefulset.yaml", "name: Auth__AllowPlainHttp", "name: Auth__AllowPlainHTTPS", "Auth__AllowPlainHTTPS names no setting" },
     };
 
     [Theory]
