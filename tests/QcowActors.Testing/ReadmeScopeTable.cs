@@ -1,11 +1,5 @@
 namespace QcowActors.Testing;
 
-/// <summary>One row of README "Authentication": a method on a route, and the scope it needs (none, ticket, read, write, admin).</summary>
-public sealed record ScopeRow(string Method, string Route, string Scope)
-{
-    public override string ToString() => $"{Method} {Route} {Scope}";
-}
-
 /// <summary>
 /// The endpoint/scope table of README.md (section "Authentication"), parsed from the markdown: the
 /// table whose header is | Method | Path | Scope |, one method per row, cells possibly in backticks.
