@@ -8,6 +8,7 @@ const kinds = {
   "v1/ServiceAccount": ["kubernetes-models/v1/ServiceAccount", "ServiceAccount"],
   "v1/Secret": ["kubernetes-models/v1/Secret", "Secret"],
   "v1/Service": ["kubernetes-models/v1/Service", "Service"],
+  "v1/Secret": ["kubernetes-models/v1/Secret", "Secret"],
   "v1/PersistentVolumeClaim": ["kubernetes-models/v1/PersistentVolumeClaim", "PersistentVolumeClaim"],
   "apps/v1/StatefulSet": ["kubernetes-models/apps/v1/StatefulSet", "StatefulSet"],
   "policy/v1/PodDisruptionBudget": ["kubernetes-models/policy/v1/PodDisruptionBudget", "PodDisruptionBudget"],

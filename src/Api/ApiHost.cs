@@ -3,8 +3,10 @@ using System.Text.Json.Serialization;
 using QcowActors.Actors.Cluster;
 using QcowActors.Actors.Image;
 using QcowActors.Actors.Service;
+using QcowActors.Api.Auth;
 using QcowActors.Api.Cluster;
 using QcowActors.Api.Endpoints;
+using QcowActors.Api.OpenApi;
 using QcowActors.Api.Problems;
 using QcowActors.Api.Tickets;
 
@@ -37,12 +39,29 @@ internal static class ApiHost
         UseInlineScheduling(builder);
         RequireCrlfLineEnds();
         BootstrapEndpoint.Listen(builder);
+        // Tokens decide what is registered and where the server may listen: read and checked now,
+        // before anything binds (a refusal throws; Program prints the reasons).
+        AuthOptions auth = AuthConfiguration.Read(builder.Configuration);
+        IReadOnlyList<string> listenerWarnings = ListenerRules.Check(ListenerRules.Listeners(builder.Configuration), auth);
         AddServices(builder.Services, builder.Configuration);
+        builder.Services.AddTokenAuthentication(auth);
         addStore(builder.Services);
 
         WebApplication app = builder.Build();
-        UsePipeline(app);
+        LogAuthentication(app, auth, listenerWarnings);
+        UsePipeline(app, auth);
         return app;
+    }
+
+    /// <summary>Which tokens (names and scopes only) and which warnings; never a token or a hash.</summary>
+    private static void LogAuthentication(WebApplication app, AuthOptions auth, IReadOnlyList<string> listenerWarnings)
+    {
+        ILogger log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(Log.Category);
+        if (auth.HasTokens)
+            log.LogInformation("Authentication: {Count} token(s): {Tokens}", auth.Tokens.Count,
+                string.Join(", ", auth.Tokens.Select(t => $"{t.Name} ({t.Scope})")));
+        foreach (string warning in listenerWarnings)
+            log.LogWarning("{Warning}", warning);
     }
 
     /// <summary>
@@ -116,7 +135,7 @@ internal static class ApiHost
         services.ConfigureHttpJsonOptions(o => o.SerializerOptions.NumberHandling = JsonNumberHandling.Strict);
         services.AddProblemDetails(o => o.CustomizeProblemDetails = ApiProblems.ApplyDefaults);
         services.AddExceptionHandler<ApiExceptionHandler>();
-        services.AddOpenApi(o => o.DescribeHealth().DescribeTicketPaths().AddDocumentTransformer((document, _, _) =>
+        services.AddOpenApi(o => o.DescribeHealth().DescribeTicketPaths().DescribeSecurity().AddDocumentTransformer((document, _, _) =>
         {
             document.Info.Title = "QcowActors";
             document.Info.Description = "QCOW2 virtual disks over HTTP; /images/{name}/data speaks oVirt imageio's transfer protocol.";
@@ -136,7 +155,7 @@ internal static class ApiHost
         }
     }
 
-    private static void UsePipeline(WebApplication app)
+    private static void UsePipeline(WebApplication app, AuthOptions auth)
     {
         // First: the management port's one route, and routing headers only from a peer that signed them.
         app.UseMiddleware<EdgeGuard>();
@@ -148,25 +167,23 @@ internal static class ApiHost
         app.UseMiddleware<TicketPaths>();
         // Explicit, so that endpoint matching (which WebApplication would otherwise put first) comes after EdgeGuard and the ticket paths.
         app.UseRouting();
+        // With tokens: 401/403 here, before a request is forwarded anywhere.
+        app.UseTokenAuthentication(auth);
         // Requests about an image go to the node that owns it (this one, or forwarded).
         app.UseMiddleware<ImageRouting>();
 
-        app.MapOpenApi();
-        app.UseSwaggerUI(o =>
-        {
-            o.SwaggerEndpoint("/openapi/v1.json", "QcowActors v1");
-            o.RoutePrefix = "swagger";
-            o.DocumentTitle = "QcowActors API";
-        });
-
-        app.MapImages();
-        app.MapDiskRead();
-        app.MapDiskWrite();
-        app.MapImageio();
-        app.MapSnapshots();
-        app.MapTickets();
-        app.MapHealth();
-        app.MapDiagnostics();
-        BootstrapEndpoint.Map(app);
+        // Every endpoint is mapped in this group, which gives each the scope EndpointScopes names.
+        RouteGroupBuilder api = app.MapGroup("").RequireScopes(enforce: auth.HasTokens);
+        api.MapOpenApi();
+        api.MapSwaggerUi();
+        api.MapImages();
+        api.MapDiskRead();
+        api.MapDiskWrite();
+        api.MapImageio();
+        api.MapSnapshots();
+        api.MapTickets();
+        api.MapHealth();
+        api.MapDiagnostics(app.Configuration);
+        BootstrapEndpoint.Map(api, app.Configuration);
     }
 }

@@ -121,7 +121,41 @@ internal static class ManifestRules
         problems.AddRange(SettingProblems(env, container));
         problems.AddRange(ClusterTlsRules.Check(m, pod, container, env));
         problems.AddRange(ForwardingKeyProblems(m, container));
+        problems.AddRange(SecretProblems(m, container));
+        problems.AddRange(ListenerProblems(env, args));
         return problems;
+    }
+
+    /// <summary>Every secretKeyRef names a Secret of the manifests and a key it has (else the pod never starts).</summary>
+    private static IEnumerable<string> SecretProblems(Manifests m, YamlNode? container)
+    {
+        foreach (var e in Items(Child(container, "env")))
+        {
+            if (Path(e, "valueFrom", "secretKeyRef") is not { } reference) continue;
+            string? secretName = Scalar(reference, "name");
+            string? key = Scalar(reference, "key");
+            var secret = m.OfKind("Secret").FirstOrDefault(s => Name(s) == secretName);
+            if (secret is null)
+                yield return $"env {Scalar(e, "name")}: Secret '{secretName}' is not in the manifests";
+            else if (!Map(Child(secret, "stringData")).ContainsKey(key ?? "") && !Map(Child(secret, "data")).ContainsKey(key ?? ""))
+                yield return $"env {Scalar(e, "name")}: Secret '{secretName}' has no key '{key}'";
+        }
+    }
+
+    /// <summary>
+    /// The app's own start rule (src/Api/Auth/ListenerRules.cs), checked offline: a pod listening
+    /// beyond loopback needs tokens, and plain HTTP with tokens needs Auth:AllowPlainHttp — or,
+    /// without tokens, Auth:AllowAnonymous. Otherwise every pod would refuse to start.
+    /// </summary>
+    private static IEnumerable<string> ListenerProblems(Dictionary<string, string?> env, List<string> args)
+    {
+        bool tokens = env.Keys.Any(k => k.StartsWith("Auth__Tokens__", StringComparison.Ordinal) && k.EndsWith("__Sha256", StringComparison.Ordinal));
+        bool plainHttp = args.Any(a => a.Contains("http://", StringComparison.Ordinal));
+        bool Set(string name) => env.TryGetValue(name, out var v) && string.Equals(v, "true", StringComparison.OrdinalIgnoreCase);
+        if (tokens && plainHttp && !Set("Auth__AllowPlainHttp"))
+            yield return "the pods listen on plain http:// beyond loopback with tokens: set Auth__AllowPlainHttp=\"true\" (TLS at the ingress) or serve https://";
+        if (!tokens && !Set("Auth__AllowAnonymous"))
+            yield return "the pods listen beyond loopback without tokens: configure Auth__Tokens__N__* (Secret qcowactors-auth) or set Auth__AllowAnonymous=\"true\"";
     }
 
     private static YamlNode? FirstContainer(List<YamlNode> containers) => containers.FirstOrDefault();
@@ -136,6 +170,7 @@ internal static class ManifestRules
         {
             [QcowActors.Actors.Cluster.ClusterSettings.Section] = typeof(QcowActors.Actors.Cluster.ClusterSettings),
             [QcowActors.Actors.Service.StoreOptions.Section] = typeof(QcowActors.Actors.Service.StoreOptions),
+            [QcowActors.Api.Auth.AuthOptions.Section] = typeof(QcowActors.Api.Auth.AuthOptions),
         };
         foreach (var name in env.Keys)
         {

@@ -62,6 +62,10 @@ public sealed class ManifestValidationTests(ITestOutputHelper output)
         { "forwarding key from a key the Secret lacks", "secret-forwarding.yaml", "  key: REPLACE", "  value: REPLACE", "Secret/qcowactors-forwarding has no key 'key'" },
         { "forwarding key in the manifest", "statefulset.yaml", "valueFrom:\n                secretKeyRef:\n                  name: qcowactors-forwarding\n                  key: key", "value: c2hvcnQ=", "must come from a Secret" },
         { "forwarding key missing", "statefulset.yaml", "- name: Cluster__ForwardingKey", "- name: Cluster__Unused", "Cluster__ForwardingKey is not set" },
+        { "token hash key renamed in the Secret", "secret-auth.yaml", "reader-sha256:", "reader-sha-256:", "has no key 'reader-sha256'" },
+        { "auth Secret left out", "kustomization.yaml", "  - secret-auth.yaml\n", "", "Secret 'qcowactors-auth' is not in the manifests" },
+        { "tokens over plain HTTP not allowed", "statefulset.yaml", "name: Auth__AllowPlainHttp\n              value: \"true\"", "name: Auth__AllowPlainHttp\n              value: \"false\"", "Auth__AllowPlainHttp" },
+        { "misspelt auth setting", "statefulset.yaml", "name: Auth__AllowPlainHttp", "name: Auth__AllowPlainHTTPS", "Auth__AllowPlainHTTPS names no setting" },
     };
 
     [Theory]

@@ -35,11 +35,11 @@ internal static class BootstrapEndpoint
         builder.WebHost.UseUrls([.. urls.Split(';', StringSplitOptions.RemoveEmptyEntries), $"http://{bind}:{cluster.ManagementPort}"]);
     }
 
-    public static void Map(WebApplication app)
+    public static void Map(IEndpointRouteBuilder routes, IConfiguration configuration)
     {
-        var cluster = app.Configuration.GetSection(ClusterSettings.Section).Get<ClusterSettings>() ?? new ClusterSettings();
+        var cluster = configuration.GetSection(ClusterSettings.Section).Get<ClusterSettings>() ?? new ClusterSettings();
         if (!IsServed(cluster)) return;
-        app.MapGet(Route, (ActorSystem system) => Results.Text(SeedNodesJson(system), "application/json"))
+        routes.MapGet(Route, (ActorSystem system) => Results.Text(SeedNodesJson(system), "application/json"))
             .ExcludeFromDescription();
     }
 

@@ -16,10 +16,10 @@ internal static class DiagnosticsEndpoints
 {
     public const string Setting = "Diagnostics:EngineState";
 
-    public static void MapDiagnostics(this WebApplication app)
+    public static void MapDiagnostics(this IEndpointRouteBuilder routes, IConfiguration configuration)
     {
-        if (!app.Configuration.GetValue(Setting, false)) return;
-        app.MapGet("/debug/engine", StateAsync).ExcludeFromDescription();
+        if (!configuration.GetValue(Setting, false)) return;
+        routes.MapGet("/debug/engine", StateAsync).ExcludeFromDescription();
     }
 
     private static async Task<IResult> StateAsync(

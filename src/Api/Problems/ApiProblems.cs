@@ -15,6 +15,8 @@ internal static class ApiProblems
     private static readonly Dictionary<int, string> Types = new()
     {
         [400] = "https://tools.ietf.org/html/rfc9110#section-15.5.1",
+        [401] = "https://tools.ietf.org/html/rfc9110#section-15.5.2",
+        [403] = "https://tools.ietf.org/html/rfc9110#section-15.5.4",
         [404] = "https://tools.ietf.org/html/rfc9110#section-15.5.5",
         [405] = "https://tools.ietf.org/html/rfc9110#section-15.5.6",
         [408] = "https://tools.ietf.org/html/rfc9110#section-15.5.9",
