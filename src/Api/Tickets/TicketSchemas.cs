@@ -41,14 +41,14 @@ internal static class TicketSchemas
             foreach (var (method, operation) in item.Operations)
             {
                 if (method == HttpMethod.Put || method == HttpMethod.Patch || method == HttpMethod.Get || method == HttpMethod.Head || method == HttpMethod.Options)
-                    copy.Operations[method] = ViaTicket(operation, write: method == HttpMethod.Put || method == HttpMethod.Patch);
+                    copy.Operations[method] = ViaTicket(operation, write: method == HttpMethod.Put || method == HttpMethod.Patch, document);
             }
             document.Paths[to] = copy;
         }
         return Task.CompletedTask;
     });
 
-    private static OpenApiOperation ViaTicket(OpenApiOperation operation, bool write)
+    private static OpenApiOperation ViaTicket(OpenApiOperation operation, bool write, OpenApiDocument document)
     {
         var parameters = new List<IOpenApiParameter>
         {
@@ -63,10 +63,12 @@ internal static class TicketSchemas
         };
         parameters.AddRange((operation.Parameters ?? []).Where(p => p.Name != "name"));
         var responses = new OpenApiResponses();
-        foreach (var (status, response) in operation.Responses ?? []) responses[status] = response;
+        // No 401: the ticket is the credential (the image's operation lists the token's answers).
+        foreach (var (status, response) in operation.Responses ?? [])
+            if (status is not ("401" or "403")) responses[status] = response;
         if (write && responses.TryGetValue("400", out var problem) && problem is OpenApiResponse bad)
             responses["403"] = new OpenApiResponse { Description = "A write through a read ticket.", Content = bad.Content };
-        return new OpenApiOperation
+        var copy = new OpenApiOperation
         {
             OperationId = operation.OperationId is { } id ? id + "ViaTicket" : null,
             Summary = operation.Summary + " (through a transfer ticket)",
@@ -76,5 +78,7 @@ internal static class TicketSchemas
             RequestBody = operation.RequestBody,
             Responses = responses,
         };
+        OpenApi.OpenApiSecurity.Describe(copy, Auth.Scope.Ticket, document);
+        return copy;
     }
 }

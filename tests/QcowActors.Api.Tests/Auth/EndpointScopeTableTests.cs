@@ -45,6 +45,7 @@ public sealed class EndpointScopeTableTests
             "--Cluster:Discovery=config",
             "--Cluster:DiscoveryEndpoints:0=127.0.0.1:1",
             "--Cluster:ManagementPort=1",
+            "--Cluster:ForwardingKey=" + Convert.ToBase64String(new byte[32]),
             .. withTokens ? AuthTestTokens.Settings.Select(s => "--" + s) : [],
         ];
         return ApiHost.Build(args, s => s.AddQcowStore());
