@@ -35,6 +35,7 @@ public sealed class AuthFixture : IAsyncLifetime
         environment["Cluster__ManagementPort"] = ManagementPort.ToString(CultureInfo.InvariantCulture);
         environment["Cluster__DiscoveryEndpoints__0"] = $"127.0.0.1:{ManagementPort.ToString(CultureInfo.InvariantCulture)}";
         environment["Cluster__StableAfter"] = "5s";
+        environment["Cluster__ForwardingKey"] = ClusterKeys.NewForwardingKey();
         _server = await ServerProcess.StartAsync(new ServerOptions { Environment = environment });
         Server.Client.DefaultRequestHeaders.Authorization = AuthTokens.Header(AuthTokens.Admin, "Bearer");
         await WaitUntilReadyAsync();

@@ -229,6 +229,37 @@ public sealed class AuthTests(AuthFixture fixture) : IClassFixture<AuthFixture>,
         return content;
     }
 
+    [Fact]
+    public async Task A_ticket_made_with_a_write_token_serves_qemu_and_writes_with_no_header_while_tokens_guard_the_rest()
+    {
+        var server = fixture.Server; // its client sends the admin token
+        using (var reader = new HttpClient { BaseAddress = server.Client.BaseAddress })
+        {
+            reader.DefaultRequestHeaders.Authorization = AuthTokens.Header(AuthTokens.Read, "Bearer");
+            using var content = new StringContent("""{"scope":"write"}""", System.Text.Encoding.UTF8, "application/json");
+            using var refused = await reader.PostAsync($"images/{AuthFixture.Disk}/tickets", content);
+            Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+        }
+        var ticket = await server.Api.CreateTicketAsync(AuthFixture.Disk, "write");
+        using var bare = new HttpClient { BaseAddress = server.Client.BaseAddress };
+        var api = new ImageApi(bare).ThroughTicket(ticket.Url);
+        var data = new byte[65536];
+        Array.Fill(data, (byte)0x5a);
+
+        await api.PutAsync(AuthFixture.Disk, 1 << 20, data);
+
+        Assert.Equal(data, await api.GetRangeAsync(AuthFixture.Disk, 1 << 20, data.Length));
+        var viaQemu = ProcessRunner.Run(Qemu.QemuIo, ["-r", "-f", "raw", "-c", $"read -P 0x5a {1 << 20} 65536",
+            RealClientTests.HttpDisk(server.BaseUrl + ticket.Url)]);
+        Assert.True(viaQemu.ExitCode == 0 && !viaQemu.Output.Contains("fail", StringComparison.OrdinalIgnoreCase), viaQemu.ToString());
+        using (var noToken = await bare.GetAsync($"images/{AuthFixture.Disk}/data"))
+            Assert.Equal(HttpStatusCode.Unauthorized, noToken.StatusCode);
+        using (var deleted = await server.Client.DeleteAsync($"images/{AuthFixture.Disk}/tickets/{ticket.Id}"))
+            Assert.Equal(HttpStatusCode.NoContent, deleted.StatusCode);
+        using var gone = await bare.GetAsync(ticket.Url);
+        Assert.Equal(HttpStatusCode.NotFound, gone.StatusCode);
+    }
+
     public void Dispose()
     {
         _client.Dispose();
