@@ -158,6 +158,12 @@ internal static class ManifestRules
             yield return "the pods listen beyond loopback without tokens: configure Auth__Tokens__N__* (Secret qcowactors-auth) or set Auth__AllowAnonymous=\"true\"";
     }
 
+    /// <summary>The element type of an array or a generic list-like setting, else null.</summary>
+    private static Type? ElementType(Type type)
+        => type.IsArray ? type.GetElementType()
+            : type.IsGenericType && type.GetGenericArguments() is [var element] && typeof(System.Collections.IEnumerable).IsAssignableFrom(type) ? element
+            : null;
+
     private static YamlNode? FirstContainer(List<YamlNode> containers) => containers.FirstOrDefault();
 
     /// <summary>
@@ -176,9 +182,19 @@ internal static class ManifestRules
         {
             var parts = name.Split("__");
             if (parts.Length < 2 || !sections.TryGetValue(parts[0], out var type)) continue;
-            // Down nested sections (Cluster__Tls__KeyPath); an array's index ends the walk.
-            for (var i = 1; i < parts.Length && !type.IsArray && type != typeof(string); i++)
+            // Down nested sections (Cluster__Tls__KeyPath) and into a list's elements (Auth__Tokens__0__Name).
+            for (var i = 1; i < parts.Length && type != typeof(string); i++)
             {
+                if (ElementType(type) is { } element)
+                {
+                    if (!int.TryParse(parts[i], out _))
+                    {
+                        yield return $"env {name}: {string.Join(":", parts[..i])} is a list, so {parts[i]} should be an index";
+                        break;
+                    }
+                    type = element;
+                    continue;
+                }
                 var property = type.GetProperty(parts[i]);
                 if (property is null || !property.CanWrite)
                 {
