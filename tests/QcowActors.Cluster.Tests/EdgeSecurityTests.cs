@@ -108,6 +108,21 @@ public sealed class EdgeSecurityTests(EdgeClusterFixture fixture, ITestOutputHel
     }
 
     [Fact]
+    public async Task Without_a_token_the_node_that_does_not_own_the_image_answers_401_itself()
+    {
+        Assert.NotNull(fixture.Auth.Token);
+        using var bare = new HttpClient { BaseAddress = new Uri(fixture.Other.BaseUrl.TrimEnd('/') + "/") };
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"images/{Image}/data");
+        request.Headers.Range = new RangeHeaderValue(0, 0);
+
+        using var response = await bare.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        Assert.False(response.Headers.Contains(LoadClient.NodeHeader) && ExecutedBy(response) == fixture.Owner.Address,
+            "the request was forwarded to the owner before it was authenticated");
+    }
+
+    [Fact]
     public async Task A_hop_count_signed_with_the_cluster_key_is_trusted_and_the_same_one_signed_two_minutes_ago_is_not()
     {
         using var client = fixture.Auth.ClientFor(fixture.Other.BaseUrl);

@@ -44,6 +44,8 @@ public sealed class RemotingTlsTests(ITestOutputHelper output)
             ["Cluster__Hostname"] = "127.0.0.1",
             ["Cluster__Port"] = LoopbackCluster.FreePorts(1)[0].ToString(CultureInfo.InvariantCulture),
             ["Cluster__StableAfter"] = "5s",
+            // A key of its own: it proves nothing to the members; only its certificate decides.
+            ["Cluster__ForwardingKey"] = ClusterKeys.NewForwardingKey(),
         };
         for (var i = 0; i < cluster.Addresses.Count; i++)
         {

@@ -12,6 +12,8 @@ public sealed class ClusterTlsSettingsTests : IDisposable
 {
     private const string Seed = "akka.tcp://QcowActors@127.0.0.1:4051";
     private const string TlsSeed = "akka.ssl.tcp://QcowActors@127.0.0.1:4051";
+    /// <summary>A usable Cluster:ForwardingKey: a multi-node node needs one besides its TLS settings.</summary>
+    private static readonly string Key = Convert.ToBase64String(new byte[32]);
 
     private readonly TempDirectory _dir = new("qa-tls-settings");
     private readonly X509Certificate2 _ca = TestCertificates.CreateCa();
@@ -41,7 +43,7 @@ public sealed class ClusterTlsSettingsTests : IDisposable
     public void A_node_reachable_beyond_loopback_needs_tls_or_plain_remoting_allowed(string hostname, bool multiNode)
     {
         // Any member admits a Join: a lone node listening on the network lets strangers in as well.
-        var settings = new ClusterSettings { Hostname = hostname, Discovery = multiNode ? "kubernetes" : null };
+        var settings = new ClusterSettings { Hostname = hostname, Discovery = multiNode ? "kubernetes" : null, ForwardingKey = Key };
         var problem = Assert.Single(settings.Validate());
         Assert.Contains($"Cluster:Hostname '{hostname}' is not a loopback address", problem);
         Assert.Contains("Cluster:Tls", problem);
@@ -57,12 +59,12 @@ public sealed class ClusterTlsSettingsTests : IDisposable
     [InlineData("::1")]
     [InlineData("localhost")]
     public void Loopback_nodes_may_run_plain(string hostname)
-        => Assert.Empty(new ClusterSettings { Hostname = hostname, SeedNodes = [Seed] }.Validate());
+        => Assert.Empty(new ClusterSettings { Hostname = hostname, SeedNodes = [Seed], ForwardingKey = Key }.Validate());
 
     [Fact]
     public void A_private_ca_or_pinned_thumbprints_are_valid_and_make_addresses_akka_ssl_tcp()
     {
-        var withCa = new ClusterSettings { Hostname = "10.1.2.3", SeedNodes = [TlsSeed], Tls = new() { CertificatePath = _pfx, CaCertificatePath = _caPem } };
+        var withCa = new ClusterSettings { Hostname = "10.1.2.3", SeedNodes = [TlsSeed], ForwardingKey = Key, Tls = new() { CertificatePath = _pfx, CaCertificatePath = _caPem } };
         Assert.Empty(withCa.Validate());
         Assert.Equal("akka.ssl.tcp", withCa.RemotingProtocol);
 
@@ -70,6 +72,7 @@ public sealed class ClusterTlsSettingsTests : IDisposable
         {
             Hostname = "10.1.2.3",
             Discovery = "kubernetes",
+            ForwardingKey = Key,
             Tls = new() { CertificatePath = _pfx, TrustedThumbprints = [TestCertificates.Sha256(_node), _ca.Thumbprint.ToLowerInvariant(), "AB:CD:" + new string('0', 36)] },
         };
         Assert.Empty(pinned.Validate());
@@ -79,7 +82,7 @@ public sealed class ClusterTlsSettingsTests : IDisposable
     [Fact]
     public void With_tls_seed_nodes_must_be_akka_ssl_tcp()
     {
-        var settings = new ClusterSettings { SeedNodes = [Seed], Tls = new() { CertificatePath = _pfx, CaCertificatePath = _caPem } };
+        var settings = new ClusterSettings { SeedNodes = [Seed], ForwardingKey = Key, Tls = new() { CertificatePath = _pfx, CaCertificatePath = _caPem } };
         var problem = Assert.Single(settings.Validate());
         Assert.Contains("must look like akka.ssl.tcp://QcowActors@HOST:PORT (Cluster:Tls is set)", problem);
     }
