@@ -22,7 +22,7 @@ public sealed class AuthFixture : IAsyncLifetime
 
     public ServerProcess Server => _server ?? throw new InvalidOperationException("not started");
 
-    public int ManagementPort { get; } = FreePort();
+    public int ManagementPort { get; } = ServerProcess.FreePort();
 
     public string ManagementUrl => $"http://127.0.0.1:{ManagementPort.ToString(CultureInfo.InvariantCulture)}";
 
@@ -31,7 +31,7 @@ public sealed class AuthFixture : IAsyncLifetime
         var environment = AuthTokens.Environment();
         environment["Diagnostics__EngineState"] = "true";
         environment["Cluster__Discovery"] = "config";
-        environment["Cluster__Port"] = FreePort().ToString(CultureInfo.InvariantCulture);
+        environment["Cluster__Port"] = ServerProcess.FreePort().ToString(CultureInfo.InvariantCulture);
         environment["Cluster__ManagementPort"] = ManagementPort.ToString(CultureInfo.InvariantCulture);
         environment["Cluster__DiscoveryEndpoints__0"] = $"127.0.0.1:{ManagementPort.ToString(CultureInfo.InvariantCulture)}";
         environment["Cluster__StableAfter"] = "5s";
@@ -74,19 +74,5 @@ public sealed class AuthFixture : IAsyncLifetime
     {
         if (_server is not null)
             await _server.DisposeAsync();
-    }
-
-    private static int FreePort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        try
-        {
-            return ((IPEndPoint)listener.LocalEndpoint).Port;
-        }
-        finally
-        {
-            listener.Stop();
-        }
     }
 }

@@ -319,7 +319,8 @@ public sealed class ServerProcess : IAsyncDisposable
         throw new InvalidOperationException($"/proc/{Pid}/status has no {field} line");
     }
 
-    private static int FreePort()
+    /// <summary>A loopback port that was free a moment ago.</summary>
+    public static int FreePort()
     {
         var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
