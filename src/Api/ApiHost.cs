@@ -182,6 +182,7 @@ internal static class ApiHost
         api.MapImageio();
         api.MapSnapshots();
         api.MapTickets();
+        api.MapChecksums();
         api.MapHealth();
         api.MapDiagnostics(app.Configuration);
         BootstrapEndpoint.Map(api, app.Configuration);

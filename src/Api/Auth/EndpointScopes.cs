@@ -21,6 +21,8 @@ internal static class EndpointScopes
         new("PUT", "/images/{name}/data", Scope.Write),
         new("PATCH", "/images/{name}/data", Scope.Write),
         new("GET", "/images/{name}/data/extents", Scope.Read),
+        new("GET", "/images/{name}/data/checksum", Scope.Read),
+        new("GET", "/images/{name}/data/checksum/algorithms", Scope.Read),
         new("GET", "/images/{name}/snapshots", Scope.Read),
         new("POST", "/images/{name}/snapshots", Scope.Write),
         new("DELETE", "/images/{name}/snapshots/{snapshot}", Scope.Write),

@@ -27,7 +27,7 @@ internal static class ImageioEndpoints
         [property: JsonPropertyName("max_readers")] int MaxReaders,
         [property: JsonPropertyName("max_writers")] int MaxWriters);
 
-    private static readonly Capabilities Offered = new(["extents", "zero", "flush"], 8, 8);
+    private static readonly Capabilities Offered = new(["extents", "zero", "flush", "checksum"], 8, 8);
 
     public static void MapImageio(this IEndpointRouteBuilder routes)
     {

@@ -21,7 +21,7 @@ public abstract partial class ImageApiBehaviour
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(["OPTIONS", "GET", "HEAD", "PUT", "PATCH"], response.Content.Headers.Allow);
         JsonElement body = await response.Content.ReadFromJsonAsync<JsonElement>();
-        Assert.Equal(["extents", "zero", "flush"], body.GetProperty("features").EnumerateArray().Select(f => f.GetString()));
+        Assert.Equal(["extents", "zero", "flush", "checksum"], body.GetProperty("features").EnumerateArray().Select(f => f.GetString()));
         Assert.True(body.GetProperty("max_readers").GetInt32() >= 1);
         Assert.True(body.GetProperty("max_writers").GetInt32() >= 4);
         Assert.False(body.TryGetProperty("unix_socket", out _), "a unix_socket key makes local imageio clients switch to it");
