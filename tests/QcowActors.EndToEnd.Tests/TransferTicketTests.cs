@@ -87,6 +87,22 @@ public sealed class TransferTicketTests(ServerFixture fixture) : IClassFixture<S
     }
 
     [Fact]
+    public async Task The_checksum_through_a_read_ticket_equals_the_images_own()
+    {
+        string name = await ImageWithDataAsync("ticket-checksum");
+        var ticket = await fixture.Server.Api.CreateTicketAsync(name, "read");
+        using var client = Bare();
+
+        string own = await fixture.Server.Client.GetStringAsync($"images/{name}/data/checksum?block_size=1048576");
+        string viaTicket = await client.GetStringAsync(ticket.Url + "/checksum?block_size=1048576");
+        string algorithms = await client.GetStringAsync(ticket.Url + "/checksum/algorithms");
+
+        Assert.Equal(JsonDocument.Parse(own).RootElement.GetProperty("checksum").GetString(),
+            JsonDocument.Parse(viaTicket).RootElement.GetProperty("checksum").GetString());
+        Assert.Contains("blake2b", algorithms);
+    }
+
+    [Fact]
     public async Task A_deleted_ticket_answers_404_at_once_and_cannot_be_deleted_twice()
     {
         string name = await ImageWithDataAsync("ticket-deleted");
@@ -165,6 +181,7 @@ public sealed class TransferTicketTests(ServerFixture fixture) : IClassFixture<S
     [InlineData("/tickets/short/data", "no such transfer ticket")]
     [InlineData("/tickets/0123456789abcdef0123456789abcdef/data/extents", "no such transfer ticket")]
     [InlineData("/tickets/0123456789abcdef0123456789abcdef/qcow2", "serves /tickets/{id}/data")]
+    [InlineData("/tickets/0123456789abcdef0123456789abcdef/data/checksum", "no such transfer ticket")]
     [InlineData("/tickets/0123456789abcdef0123456789abcdef", "serves /tickets/{id}/data")]
     public async Task Unknown_or_malformed_ticket_urls_are_404_problems(string url, string detailPart)
     {

@@ -39,6 +39,8 @@ internal static class EndpointScopes
         new("PATCH", "/tickets/{id}/data", Scope.Ticket),
         new("OPTIONS", "/tickets/{id}/data", Scope.Ticket),
         new("GET", "/tickets/{id}/data/extents", Scope.Ticket),
+        new("GET", "/tickets/{id}/data/checksum", Scope.Ticket),
+        new("GET", "/tickets/{id}/data/checksum/algorithms", Scope.Ticket),
         new("GET", "/openapi/{documentName}.json", Scope.Read),
         new("GET", "/swagger/{**path}", Scope.Read),
         new("HEAD", "/swagger/{**path}", Scope.Read),

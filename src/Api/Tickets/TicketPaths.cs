@@ -3,7 +3,7 @@ using QcowActors.Api.Problems;
 namespace QcowActors.Api.Tickets;
 
 /// <summary>
-/// Serves /tickets/{id}/data and /tickets/{id}/data/extents as the data endpoints of the ticket's
+/// Serves /tickets/{id}/data and its extents and checksum as the data endpoints of the ticket's
 /// image: before routing, the path becomes /images/{image}/data..., so every rule of those
 /// endpoints (ranges, imageio semantics, routing to the owner) applies unchanged. Runs for every
 /// request, so it costs one prefix check for all the others.
@@ -21,9 +21,10 @@ internal sealed class TicketPaths(RequestDelegate next, TicketStore tickets)
         int slash = tail.IndexOf('/');
         string id = (slash < 0 ? tail : tail[..slash]).ToString();
         string suffix = slash < 0 ? "" : tail[slash..].ToString();
-        if (suffix is not ("/data" or "/data/extents"))
+        if (suffix is not ("/data" or "/data/extents" or "/data/checksum" or "/data/checksum/algorithms"))
         {
-            await Problem(context, StatusCodes.Status404NotFound, "a transfer ticket serves /tickets/{id}/data and /tickets/{id}/data/extents only");
+            await Problem(context, StatusCodes.Status404NotFound,
+                "a transfer ticket serves /tickets/{id}/data, /tickets/{id}/data/extents and /tickets/{id}/data/checksum only");
             return;
         }
         var ticket = await tickets.FindAsync(id, context.RequestAborted);

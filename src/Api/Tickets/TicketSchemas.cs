@@ -34,7 +34,8 @@ internal static class TicketSchemas
     /// </summary>
     public static OpenApiOptions DescribeTicketPaths(this OpenApiOptions options) => options.AddDocumentTransformer((document, _, _) =>
     {
-        foreach (var (from, to) in new[] { ("/images/{name}/data", "/tickets/{id}/data"), ("/images/{name}/data/extents", "/tickets/{id}/data/extents") })
+        foreach (var (from, to) in new[] { ("/images/{name}/data", "/tickets/{id}/data"), ("/images/{name}/data/extents", "/tickets/{id}/data/extents"),
+                     ("/images/{name}/data/checksum", "/tickets/{id}/data/checksum"), ("/images/{name}/data/checksum/algorithms", "/tickets/{id}/data/checksum/algorithms") })
         {
             if (document.Paths?.TryGetValue(from, out var source) != true || source is not OpenApiPathItem item || item.Operations is null) continue;
             var copy = new OpenApiPathItem { Operations = new Dictionary<HttpMethod, OpenApiOperation>() };

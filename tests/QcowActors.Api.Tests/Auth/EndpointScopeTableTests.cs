@@ -19,6 +19,7 @@ public sealed class EndpointScopeTableTests
     {
         "GET /tickets/{id}/data", "HEAD /tickets/{id}/data", "PUT /tickets/{id}/data", "PATCH /tickets/{id}/data",
         "OPTIONS /tickets/{id}/data", "GET /tickets/{id}/data/extents",
+        "GET /tickets/{id}/data/checksum", "GET /tickets/{id}/data/checksum/algorithms",
     };
 
     /// <summary>Every endpoint of a host with all optional routes on (diagnostics, the bootstrap route of Cluster:Discovery), with or without tokens.</summary>
