@@ -53,8 +53,11 @@ public sealed class ClusterSettings
     public string RemotingProtocol => Tls.Enabled ? "akka.ssl.tcp" : "akka.tcp";
 
     /// <summary>Remoting listens on loopback only ("localhost" or a loopback IP): no other host can connect.</summary>
-    public bool IsLoopback => Hostname is { } host && (host.Equals("localhost", StringComparison.OrdinalIgnoreCase)
-        || (System.Net.IPAddress.TryParse(host.Trim('[', ']'), out var ip) && System.Net.IPAddress.IsLoopback(ip)));
+    public bool IsLoopback => Hostname is { } host && IsLoopbackHost(host);
+
+    /// <summary>"localhost" or a loopback address (127.0.0.0/8, ::1, bracketed or not): the one rule for remoting and HTTP listeners.</summary>
+    public static bool IsLoopbackHost(string host) => host.Equals("localhost", StringComparison.OrdinalIgnoreCase)
+        || (System.Net.IPAddress.TryParse(host.Trim('[', ']'), out var ip) && System.Net.IPAddress.IsLoopback(ip));
 
     /// <summary>
     /// Base64 of at least <see cref="MinForwardingKeyBytes"/> random bytes, the same on every node: a node

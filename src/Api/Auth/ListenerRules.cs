@@ -94,8 +94,6 @@ internal static class ListenerRules
             int end = rest.IndexOfAny([':', '/']);
             host = end < 0 ? rest : rest[..end];
         }
-        if (host.Equals("localhost", StringComparison.OrdinalIgnoreCase))
-            return true;
-        return IPAddress.TryParse(host, out IPAddress? address) && IPAddress.IsLoopback(address);
+        return QcowActors.Actors.Cluster.ClusterSettings.IsLoopbackHost(host);
     }
 }
