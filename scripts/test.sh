@@ -11,7 +11,7 @@ configuration=Release
 
 log() { printf '%s\n' "$*" >&2; }
 
-# --- tools: qemu-img, qemu-io, QEMU's curl (http) block driver, curl ---------------------------
+# --- tools: qemu-img, qemu-io, QEMU's curl (http) block driver, curl, nbdinfo ---------------------------
 packages=()
 if ! command -v qemu-img >/dev/null 2>&1 || ! command -v qemu-io >/dev/null 2>&1; then
   packages+=(qemu-utils)
@@ -21,6 +21,9 @@ if [[ ! -e /usr/lib/x86_64-linux-gnu/qemu/block-curl.so ]] && ! dpkg -s qemu-blo
 fi
 if ! command -v curl >/dev/null 2>&1; then
   packages+=(curl)
+fi
+if ! command -v nbdinfo >/dev/null 2>&1; then
+  packages+=(libnbd-bin) # nbdinfo --map=qemu:dirty-bitmap:B, the oracle of the bitmap tests
 fi
 if ! command -v yamllint >/dev/null 2>&1; then
   packages+=(yamllint) # the offline validation of k8s/ (QcowActors.Deploy.Tests)

@@ -181,6 +181,7 @@ internal static class ApiHost
         api.MapDiskWrite();
         api.MapImageio();
         api.MapSnapshots();
+        api.MapBitmaps();
         api.MapTickets();
         api.MapChecksums();
         api.MapHealth();

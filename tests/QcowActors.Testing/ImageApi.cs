@@ -137,6 +137,61 @@ public sealed class ImageApi(HttpClient client)
         return await ReadJsonAsync<JsonElement>(response, ct).ConfigureAwait(false);
     }
 
+    /// <summary>POST /images/{name}/close: flushed, bitmaps stored, file closed, locks released.</summary>
+    public async Task CloseAsync(string name, CancellationToken ct = default)
+    {
+        using var response = await Client.PostAsync(Url($"images/{name}/close"), null, ct).ConfigureAwait(false);
+        await ExpectAsync(response, HttpStatusCode.NoContent, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>POST /images/{name}/bitmaps.</summary>
+    public async Task<BitmapDto> AddBitmapAsync(string name, string bitmap, long? granularity = null, bool? enabled = null, bool? checkpoint = null,
+        CancellationToken ct = default)
+    {
+        var body = new Dictionary<string, object> { ["name"] = bitmap };
+        if (granularity is { } g) body["granularity"] = g;
+        if (enabled is { } e) body["enabled"] = e;
+        if (checkpoint is { } c) body["checkpoint"] = c;
+        using var response = await Client.PostAsync(Url($"images/{name}/bitmaps"), JsonContent.Create(body, options: Json), ct).ConfigureAwait(false);
+        await ExpectAsync(response, HttpStatusCode.Created, ct).ConfigureAwait(false);
+        return await ReadJsonAsync<BitmapDto>(response, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>GET /images/{name}/bitmaps.</summary>
+    public async Task<IReadOnlyList<BitmapDto>> ListBitmapsAsync(string name, CancellationToken ct = default)
+    {
+        using var response = await Client.GetAsync(Url($"images/{name}/bitmaps"), ct).ConfigureAwait(false);
+        await ExpectAsync(response, HttpStatusCode.OK, ct).ConfigureAwait(false);
+        return await ReadJsonAsync<List<BitmapDto>>(response, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>DELETE /images/{name}/bitmaps/{bitmap}.</summary>
+    public async Task DeleteBitmapAsync(string name, string bitmap, CancellationToken ct = default)
+    {
+        using var response = await Client.DeleteAsync(Url($"images/{name}/bitmaps/{Uri.EscapeDataString(bitmap)}"), ct).ConfigureAwait(false);
+        await ExpectAsync(response, HttpStatusCode.NoContent, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>PATCH /images/{name}/bitmaps/{bitmap} with {"enabled"} and/or {"op":"clear"}.</summary>
+    public async Task<BitmapDto> PatchBitmapAsync(string name, string bitmap, object body, CancellationToken ct = default)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Patch, Url($"images/{name}/bitmaps/{Uri.EscapeDataString(bitmap)}"))
+        {
+            Content = JsonContent.Create(body, options: Json),
+        };
+        using var response = await Client.SendAsync(request, ct).ConfigureAwait(false);
+        await ExpectAsync(response, HttpStatusCode.OK, ct).ConfigureAwait(false);
+        return await ReadJsonAsync<BitmapDto>(response, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>GET of a dirty-extents URL (relative), e.g. images/x/data/extents?context=dirty&amp;bitmap=b.</summary>
+    public async Task<IReadOnlyList<DirtyExtentDto>> GetDirtyExtentsAsync(string relativeUrl, CancellationToken ct = default)
+    {
+        using var response = await Client.GetAsync(Url(relativeUrl), ct).ConfigureAwait(false);
+        await ExpectAsync(response, HttpStatusCode.OK, ct).ConfigureAwait(false);
+        return await ReadJsonAsync<List<DirtyExtentDto>>(response, ct).ConfigureAwait(false);
+    }
+
     private async Task PatchAsync(string name, object body, CancellationToken ct)
     {
         using var content = JsonContent.Create(body, options: Json);
@@ -181,6 +236,12 @@ public sealed record ImageInfo(
 
 /// <summary>One entry of GET .../extents?context=zero.</summary>
 public sealed record DiskExtentDto(long Start, long Length, bool Zero, bool Hole);
+
+/// <summary>One persistent bitmap (GET /images/{name}/bitmaps).</summary>
+public sealed record BitmapDto(string Name, long Granularity, bool Enabled, bool Consistent, long DirtyBytes);
+
+/// <summary>One entry of GET .../extents?context=dirty (imageio's shape).</summary>
+public sealed record DirtyExtentDto(long Start, long Length, bool Dirty, bool Zero);
 
 /// <summary>An HTTP answer other than the one the protocol promises.</summary>
 public sealed class ApiStatusException(HttpStatusCode status, string message) : Exception(message)

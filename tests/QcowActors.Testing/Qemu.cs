@@ -93,6 +93,31 @@ public static class Qemu
     public static void Snapshot(string path, string name)
         => ProcessRunner.RunChecked(QemuImg, ["snapshot", "-c", name, path]);
 
+    /// <summary>qemu-img bitmap --add [-g granularity] [--disable] path name.</summary>
+    public static void AddBitmap(string path, string name, long? granularity = null, bool disabled = false)
+    {
+        List<string> args = ["bitmap", "--add", "-f", "qcow2"];
+        if (granularity is { } g) args.AddRange(["-g", g.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        if (disabled) args.Add("--disable");
+        args.AddRange([path, name]);
+        ProcessRunner.RunChecked(QemuImg, args);
+    }
+
+    /// <summary>
+    /// The dirty ranges of a persistent bitmap as QEMU reads it: qemu-nbd -B exports the image
+    /// (started by nbdinfo through socket activation), nbdinfo --map=qemu:dirty-bitmap:NAME lists it.
+    /// Throws when QEMU refuses the bitmap (inconsistent, missing).
+    /// </summary>
+    public static IReadOnlyList<(long Offset, long Length)> DirtyRanges(string path, string bitmap)
+    {
+        var result = ProcessRunner.RunChecked("nbdinfo", ["--json", $"--map=qemu:dirty-bitmap:{bitmap}", "--", "[", "qemu-nbd", "-r", "-B", bitmap, "-f", "qcow2", path, "]"]);
+        using var doc = JsonDocument.Parse(result.Stdout);
+        var ranges = new List<(long, long)>();
+        foreach (var e in doc.RootElement.EnumerateArray())
+            if ((e.GetProperty("type").GetInt64() & 1) != 0) ranges.Add((e.GetProperty("offset").GetInt64(), e.GetProperty("length").GetInt64()));
+        return ranges;
+    }
+
     /// <summary>qemu-img map --output=json: the allocation map of the image.</summary>
     public static IReadOnlyList<QemuMapEntry> Map(string path)
     {

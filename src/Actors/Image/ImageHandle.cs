@@ -20,8 +20,10 @@ public sealed class ImageHandle
     private ImageRefusal? _writeRefusal;
 
     internal ImageHandle(string image, QcowHeader header, IImageFile file, IoEpochGate gate, ImageRefusal? dataRefusal,
-        ImageRefusal? writeRefusal, L2Directory directory, MetadataClusters fences, IActorRef supervisor, BackingDisk? backingDisk = null)
+        ImageRefusal? writeRefusal, L2Directory directory, MetadataClusters fences, IActorRef supervisor, BackingDisk? backingDisk = null,
+        Bitmaps.DirtyTracking? tracking = null)
     {
+        Tracking = tracking ?? new Bitmaps.DirtyTracking();
         BackingDisk = backingDisk;
         Image = image;
         VirtualSize = header.Size;
@@ -53,6 +55,8 @@ public sealed class ImageHandle
     public string? BackingFormat { get; }
     /// <summary>The disk beneath this overlay (what its unallocated clusters read), open while this incarnation is.</summary>
     public BackingDisk? BackingDisk { get; }
+    /// <summary>The persistent bitmaps that track writes: every write and zeroing marks its range here once done.</summary>
+    public Bitmaps.DirtyTracking Tracking { get; }
     /// <summary>The dirty bit as the file had it at open (repaired since).</summary>
     public bool Dirty { get; }
     /// <summary>The snapshot table as the header had it at open: only a maintenance operation changes it, and that closes this incarnation first.</summary>

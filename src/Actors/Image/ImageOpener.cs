@@ -1,4 +1,5 @@
 using QcowActors.Actors.Backing;
+using QcowActors.Actors.Image.Bitmaps;
 using System.Buffers.Binary;
 using QcowActors.Actors.Io;
 using QcowActors.Actors.Service;
@@ -144,8 +145,11 @@ internal static class ImageOpener
         string? repaired = null;
         bool unclean = FileKind.Of(markerPath) != FileKindValue.Missing;
         bool dirty = (header.IncompatibleFeatures & FeatureBits.IncompatibleDirty) != 0;
+        // Bitmaps QEMU would refuse (a bad extension, directory or table) fail the open, as in QEMU.
+        var storedBitmaps = dataRefusal is null ? await BitmapLoader.ReadDirectoryAsync(file, header, ct).ConfigureAwait(false) : null;
+        if (storedBitmaps is null && writeRefusal is null) header.Extensions.RemoveAll(e => e.Type == HeaderExtensionType.Bitmaps); // stale: QEMU ignores it too
         var fences = new MetadataClusters(layout.ClusterBits);
-        string? violation = await FenceAsync(file, header, l1, refTable, fences, fileClusters, ct).ConfigureAwait(false);
+        string? violation = await FenceAsync(file, header, l1, refTable, fences, fileClusters, ct, storedBitmaps).ConfigureAwait(false);
         if ((unclean || dirty) && writeRefusal is null && violation is null)
         {
             // A repair recounts every block; it reads them all (outside the budget: it runs once, before any request).
@@ -159,15 +163,14 @@ internal static class ImageOpener
                 await file.ReadAsync(block, off, ct).ConfigureAwait(false);
                 allBlocks[t] = block;
             }
-            repaired = await RefcountRepair.RunAsync(file, header, l1, rt, allBlocks, ct).ConfigureAwait(false);
+            repaired = await RefcountRepair.RunAsync(file, header, l1, rt, allBlocks, ct, storedBitmaps).ConfigureAwait(false);
             if (dirty) header.IncompatibleFeatures &= ~FeatureBits.IncompatibleDirty;
             await WriteHeaderAsync(file, header, ct).ConfigureAwait(false);
         }
         if (writeRefusal is null && (header.AutoclearFeatures & ~FeatureBits.AutoclearBitmaps) != 0)
         {
             // Autoclear bits we do not know describe extensions we will not keep up to date: clear them before writing.
-            // Never bit 0: an image with bitmaps is write-refused (never reaches here), and without the
-            // bitmaps extension the bit claims nothing we could make stale.
+            // Never bit 0: the bitmaps are kept up to date (and without the extension the bit claims nothing).
             header.AutoclearFeatures &= FeatureBits.AutoclearBitmaps;
             await WriteHeaderAsync(file, header, ct).ConfigureAwait(false);
         }
@@ -177,6 +180,21 @@ internal static class ImageOpener
             fs.SyncDirectory(Path.GetDirectoryName(markerPath)!);
         }
 
+        List<PersistentBitmap> bitmaps = [];
+        if (storedBitmaps is not null)
+        {
+            long bitmapBytes = storedBitmaps.Entries.Where(e => !e.InUse).Sum(e => PersistentBitmap.MemoryFor(header.Size, e.GranularityBits));
+            if (fixedBytes + bitmapBytes + 8L * cs > reservation.Budget.PerImageBytes)
+                throw new ImageException(ImageError.Unsupported,
+                    $"image '{image}' has persistent bitmaps needing {bitmapBytes} bytes of memory beside {fixedBytes} bytes of tables, more than the "
+                    + $"per-image metadata budget (Storage:MetadataCacheBytesPerImage, {reservation.Budget.PerImageBytes} bytes) leaves room for; "
+                    + "raise it, or remove bitmaps with qemu-img bitmap --remove", "metadata budget");
+            bitmaps = await BitmapLoader.LoadAsync(file, header, storedBitmaps, bytes => reservation.TakeAsync(bytes, waitLimit, image, ct), ct).ConfigureAwait(false);
+            // QEMU's order: in_use is durable before the first write after open.
+            if (writeRefusal is null && violation is null && bitmaps.Exists(b => b.Consistent))
+                await BitmapLoader.MarkInUseAsync(file, storedBitmaps, bitmaps, ct).ConfigureAwait(false);
+        }
+
         var scan = await ScanRefcountsAsync(file, layout, refTable, fences, fileClusters, reservation, ct).ConfigureAwait(false);
         reservation.Give(cs); // the scan's cluster
         return new OpenedImage
@@ -184,6 +202,7 @@ internal static class ImageOpener
             File = file, Header = header, L1 = l1, Backing = backing, RefcountTable = refTable, RefcountBlocks = scan.Kept,
             EndCluster = fileClusters, Free = scan.Free, Fences = fences, ReservedBytes = reservation.Bytes,
             DataRefusal = dataRefusal, WriteRefusal = writeRefusal, Violation = violation ?? scan.Violation, Repaired = repaired,
+            Bitmaps = bitmaps, BitmapDirectory = storedBitmaps is null ? [] : ClustersOf(storedBitmaps.Extension, layout.ClusterBits),
         };
     }
 
@@ -192,7 +211,7 @@ internal static class ImageOpener
     /// (two structures in one cluster, a table placed outside the file or off a cluster boundary).
     /// </summary>
     internal static async Task<string?> FenceAsync(IImageFile file, QcowHeader header, ulong[] l1, byte[] refTable,
-        MetadataClusters fences, long fileClusters, CancellationToken ct)
+        MetadataClusters fences, long fileClusters, CancellationToken ct, StoredBitmaps? bitmaps = null)
     {
         var layout = header.Layout;
         int cs = layout.ClusterSize;
@@ -225,6 +244,9 @@ internal static class ImageOpener
             if ((l1[i] & L1Entry.ReservedMask) != 0) Note($"L1 entry {i} (0x{l1[i]:x16}) has reserved bits set");
             if (!e.IsUnallocated) Fence(e.L2Offset, cs, MetadataKind.L2Table, $"L2 table {i}");
         }
+        if (bitmaps is not null)
+            foreach (var (offset, bytes, kind, what) in bitmaps.Structures(cs))
+                Fence(offset, bytes, kind, what);
         if (header.NbSnapshots > 0)
         {
             long tableSpace = Math.Min(Math.Max(0, file.Length - header.SnapshotsOffset), 64L << 20);
@@ -326,12 +348,18 @@ internal static class ImageOpener
     {
         if ((h.IncompatibleFeatures & FeatureBits.IncompatibleCorrupt) != 0)
             return new(Corruption.Feature, "the image is marked corrupt; it is served read-only (repair it with qemu-img check -r all)");
-        if (h.FindExtension(HeaderExtensionType.Bitmaps) is not null)
-            return new("bitmaps", "the image carries persistent dirty bitmaps, which this server does not update: writes are refused "
-                + "so the bitmaps stay valid; reads work");
         if (!writable)
             return new("read-only file", "the image file is not writable by the server");
         return null;
+    }
+
+    /// <summary>The clusters a bitmap directory occupies.</summary>
+    internal static long[] ClustersOf(BitmapsExtension extension, int clusterBits)
+    {
+        long first = extension.DirectoryOffset >> clusterBits, last = (extension.DirectoryOffset + extension.DirectorySize - 1) >> clusterBits;
+        var clusters = new long[last - first + 1];
+        for (long c = first; c <= last; c++) clusters[c - first] = c;
+        return clusters;
     }
 
     private sealed record Scan(FreeClusters Free, Dictionary<long, byte[]> Kept, string? Violation);

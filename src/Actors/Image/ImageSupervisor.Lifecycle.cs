@@ -74,8 +74,13 @@ internal sealed partial class ImageSupervisor
         public void CollectRefcountMetadata(FlushMetadata metadata)
         {
             metadata.RefcountTable = s._refcountTable.Freeze();
-            metadata.Header = s._counting.HeaderDirty ? s._header.FixedFields() : null;
+            if (s._counting.HeaderDirty)
+            {
+                metadata.HeaderArea = s._headerAreaDirty;
+                metadata.Header = s._headerAreaDirty ? s.HeaderCluster() : s._header.FixedFields();
+            }
             s._counting.HeaderDirty = false;
+            s._headerAreaDirty = false;
         }
 
         public void MetadataWritten(FlushMetadata metadata, bool written)
@@ -86,6 +91,7 @@ internal sealed partial class ImageSupervisor
             if (written) return;
             foreach (long i in metadata.L1Entries.Keys) s._l1Dirty.Add(i);
             if (metadata.Header is not null) s._counting.HeaderDirty = true;
+            if (metadata.HeaderArea) s._headerAreaDirty = true;
         }
 
         public void ApplyDecrements(long tableIndex, long[] clusters, long flushId)
@@ -156,6 +162,10 @@ internal sealed partial class ImageSupervisor
                 {
                     case IActorRef requester: requester.Tell(error is null ? new Flushed() : new Status.Failure(error)); break;
                     case FinalFlush: s.AfterFinalFlush(failure is null); break;
+                    case ReplyAfterFlush r:
+                        s._cache.Release(r.ReleasedMemory);
+                        r.Requester.Tell(error is null ? r.Reply : new Status.Failure(error));
+                        break;
                     case CorruptionRecorded: s.AskToBeClosed(); break;
                 }
             }
@@ -221,7 +231,7 @@ internal sealed partial class ImageSupervisor
         {
             case GateDrained:
                 if (_recovering is not null) AfterFinalFlush(false); // no flush can be trusted: close unclean, the marker stays
-                else _flush.Request(new FinalFlush());
+                else StoreBitmapsAndClose();
                 return true;
             case FileClosed c:
                 _fileClosed = true;
@@ -261,6 +271,9 @@ internal sealed partial class ImageSupervisor
         foreach (var w in _roomWaiters)
             if (w.Message is IImageMessage) Context.Parent.Tell(w.Message, w.Sender);
         _roomWaiters.Clear();
+        foreach (var (message, sender) in _bitmapQueue)
+            if (message is IImageMessage) Context.Parent.Tell(message, sender);
+        _bitmapQueue.Clear();
         Context.Parent.Tell(new Store.ImageReadyToStop(_name));
         Become(message =>
         {

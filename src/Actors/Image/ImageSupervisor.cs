@@ -146,7 +146,8 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash, IWithT
         _counting = new CountedAllocation(_layout, _allocator, _refcountTable, _tables, _cache, _fences, _flush, _header);
         _dataRefusal = opened.DataRefusal;
         _violation = opened.Violation;
-        _handle = new ImageHandle(_name, _header, _file, _gate, _dataRefusal, opened.WriteRefusal, directory, _fences, Self, _backing);
+        _bitmaps = new Bitmaps.BitmapKeeper(_layout, _header.Size, opened.Bitmaps, opened.BitmapDirectory);
+        _handle = new ImageHandle(_name, _header, _file, _gate, _dataRefusal, opened.WriteRefusal, directory, _fences, Self, _backing, _bitmaps.Tracking);
         if (opened.Repaired is not null)
             _log.Info("Image {0} was not closed cleanly or was marked dirty: {1}", _name, opened.Repaired);
         if (_violation is not null)
@@ -172,7 +173,8 @@ internal sealed partial class ImageSupervisor : UntypedActor, IWithStash, IWithT
             case ReportCorruption r: MarkCorrupt(r.Detail); break;
             case CloseImage: BeginClose(); break;
             default:
-                if (!OnTableMessage(message) && !OnFlushMessage(message) && !OnRoomMessage(message) && !OnCloseMessage(message))
+                if (!OnTableMessage(message) && !OnFlushMessage(message) && !OnRoomMessage(message) && !OnCloseMessage(message)
+                    && !OnBitmapMessage(message))
                     Unhandled(message);
                 break;
         }

@@ -28,4 +28,8 @@ internal sealed class OpenedImage
     public string? Violation { get; init; }
     /// <summary>What open repaired (leaks reclaimed, refcounts rebuilt), for the log.</summary>
     public string? Repaired { get; init; }
+    /// <summary>The persistent bitmaps (their bits' memory is in <see cref="ReservedBytes"/>); consistent ones are in use on disk now if the image is writable.</summary>
+    public List<Bitmaps.PersistentBitmap> Bitmaps { get; init; } = [];
+    /// <summary>The clusters of the bitmap directory as found.</summary>
+    public long[] BitmapDirectory { get; init; } = [];
 }

@@ -6,14 +6,14 @@ namespace QcowActors.Actors.Image;
 
 /// <summary>
 /// Recounts every reference in an image (header, L1/L2 of the active state and of each snapshot,
-/// data clusters, refcount structures, snapshot table) and makes the stored refcounts match:
+/// data clusters, refcount structures, snapshot table, persistent bitmaps' directory, tables and data) and makes the stored refcounts match:
 /// reclaims leaks after an unclean close, rebuilds counts of an image carrying the dirty bit.
 /// Runs at open, before the first write; the fixed blocks are written and fsynced before return.
 /// </summary>
 internal static class RefcountRepair
 {
     public static async Task<string> RunAsync(IImageFile file, QcowHeader header, ulong[] l1, ulong[] refTable,
-        Dictionary<long, byte[]> blocks, CancellationToken ct)
+        Dictionary<long, byte[]> blocks, CancellationToken ct, Bitmaps.StoredBitmaps? bitmaps = null)
     {
         var layout = header.Layout;
         int cs = layout.ClusterSize;
@@ -30,6 +30,8 @@ internal static class RefcountRepair
         AddRange(header.RefcountTableOffset, (long)header.RefcountTableClusters * cs);
         foreach (ulong e in refTable)
             if ((e & ~511UL) != 0) AddRange((long)(e & ~511UL), cs);
+        if (bitmaps is not null)
+            foreach (var (offset, bytes, _, _) in bitmaps.Structures(cs)) AddRange(offset, bytes);
         var activeL2 = await CountTreeAsync(file, layout, l1, (o, b) => AddRange(o, b), ct).ConfigureAwait(false);
 
         if (header.NbSnapshots > 0)

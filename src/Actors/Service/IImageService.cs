@@ -74,6 +74,24 @@ public interface IImageService
 
     /// <summary>A read-only view of one snapshot for one request; dispose it when the request ends.</summary>
     Task<SnapshotView> OpenSnapshotAsync(string name, string idOrName, CancellationToken ct);
+
+    /// <summary>The image's persistent dirty bitmaps, in directory order.</summary>
+    Task<IReadOnlyList<Image.BitmapInfo>> ListBitmapsAsync(string name, CancellationToken ct);
+
+    /// <summary>
+    /// Adds a persistent bitmap (durable when this returns). With <paramref name="checkpoint"/> an
+    /// internal snapshot of the same name follows it: the disk as of the bitmap's start.
+    /// </summary>
+    Task<Image.BitmapInfo> AddBitmapAsync(string name, string bitmap, long granularity, bool enabled, bool checkpoint, CancellationToken ct);
+
+    /// <summary>Removes a bitmap (durable when this returns); returns what it was.</summary>
+    Task<Image.BitmapInfo> RemoveBitmapAsync(string name, string bitmap, CancellationToken ct);
+
+    /// <summary>Enables or disables a bitmap and/or clears it.</summary>
+    Task<Image.BitmapInfo> ChangeBitmapAsync(string name, string bitmap, bool? enabled, bool clear, CancellationToken ct);
+
+    /// <summary>imageio's dirty extents of a bitmap over the whole disk, or over a snapshot's disk.</summary>
+    Task<IAsyncEnumerable<DirtyExtent>> GetDirtyExtentsAsync(string name, string bitmap, string? snapshot, CancellationToken ct);
 }
 
 /// <summary>A range of the virtual disk: zero = reads as zeros, hole = no data stored in this image for it.</summary>

@@ -48,11 +48,21 @@ public sealed partial class ImageService
     public Task<SnapshotInfo> DeleteSnapshotAsync(string name, string idOrName, CancellationToken ct)
         => MaintainAsync<SnapshotInfo>(name, new DeleteSnapshotOperation(idOrName), ct);
 
-    public Task<ImageInfo> RevertSnapshotAsync(string name, string idOrName, CancellationToken ct)
-        => MaintainAsync<ImageInfo>(name, new RevertSnapshotOperation(idOrName), ct);
+    public async Task<ImageInfo> RevertSnapshotAsync(string name, string idOrName, CancellationToken ct)
+    {
+        // Every block may differ after a revert: each bitmap becomes fully dirty first (stored so at the close the revert makes).
+        await using (await OpenSnapshotAsync(name, idOrName, ct).ConfigureAwait(false)) { }
+        await MarkBitmapsDirtyAsync(name, ct).ConfigureAwait(false);
+        return await MaintainAsync<ImageInfo>(name, new RevertSnapshotOperation(idOrName), ct).ConfigureAwait(false);
+    }
 
-    public Task<ImageInfo> ResizeAsync(string name, long size, CancellationToken ct)
-        => MaintainAsync<ImageInfo>(name, new ResizeOperation(size), ct);
+    public async Task<ImageInfo> ResizeAsync(string name, long size, CancellationToken ct)
+    {
+        if ((await ListBitmapsAsync(name, ct).ConfigureAwait(false)).Count > 0)
+            throw new ImageException(ImageError.Conflict, $"image '{name}' has persistent bitmaps, whose tables are sized for the disk; "
+                + "this server does not resize them yet: remove the bitmaps (the next backup is then a full one), resize, and add them again");
+        return await MaintainAsync<ImageInfo>(name, new ResizeOperation(size), ct).ConfigureAwait(false);
+    }
 
     /// <summary>
     /// Opens the image first (a missing, unopenable or write-refused image answers as any write

@@ -21,11 +21,19 @@ public sealed partial class ImageService
         ThrowIfRefused(handle, write: true);
         CheckRange(handle, offset, data.Length);
         long end = offset + data.Length;
-        for (long o = offset; o < end;)
+        try
         {
-            long n = InTable(handle.Layout, o, end);
-            await WriteInTableAsync(handle, o, data.Slice((int)(o - offset), (int)n), ct).ConfigureAwait(false);
-            o += n;
+            for (long o = offset; o < end;)
+            {
+                long n = InTable(handle.Layout, o, end);
+                await WriteInTableAsync(handle, o, data.Slice((int)(o - offset), (int)n), ct).ConfigureAwait(false);
+                o += n;
+            }
+        }
+        finally
+        {
+            // After the data (a clear meanwhile cannot lose this write), and even when it failed part way (some bytes may have landed).
+            handle.Tracking.Mark(offset, data.Length);
         }
     }
 
@@ -174,6 +182,18 @@ public sealed partial class ImageService
         ThrowIfRefused(handle, write: true);
         CheckRange(handle, offset, length);
         if (length == 0) return;
+        try
+        {
+            await ZeroRangeAsync(handle, offset, length, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            handle.Tracking.Mark(offset, length); // the whole request, as QEMU marks a write-zeroes (even where it already read as zeros)
+        }
+    }
+
+    private async Task ZeroRangeAsync(ImageHandle handle, long offset, long length, CancellationToken ct)
+    {
         if (handle.BackingDisk is not null && handle.Version < 3)
         {
             // A v2 overlay has no zero flag: only written zeros mask its backing disk (QEMU writes them too).

@@ -29,6 +29,15 @@ internal static class EndpointScopes
         new("POST", "/images/{name}/snapshots/{snapshot}/revert", Scope.Write),
         new("GET", "/images/{name}/snapshots/{snapshot}/data", Scope.Read),
         new("GET", "/images/{name}/snapshots/{snapshot}/data/extents", Scope.Read),
+        new("GET", "/images/{name}/bitmaps", Scope.Read),
+        new("POST", "/images/{name}/bitmaps", Scope.Write),
+        new("GET", "/images/{name}/bitmaps/{bitmap}", Scope.Read),
+        new("DELETE", "/images/{name}/bitmaps/{bitmap}", Scope.Write),
+        new("PATCH", "/images/{name}/bitmaps/{bitmap}", Scope.Write),
+        new("GET", "/images/{name}/bitmaps/{bitmap}/data", Scope.Read),
+        new("HEAD", "/images/{name}/bitmaps/{bitmap}/data", Scope.Read),
+        new("OPTIONS", "/images/{name}/bitmaps/{bitmap}/data", Scope.Read),
+        new("GET", "/images/{name}/bitmaps/{bitmap}/data/extents", Scope.Read),
         // Transfer tickets (issue 14, mapped by another part of it): made and revoked with a write
         // token; their data URLs take no token, the unguessable ticket id is the authorisation.
         new("POST", "/images/{name}/tickets", Scope.Write),

@@ -53,7 +53,8 @@ internal static class ImageioEndpoints
             .WithName("DiskExtents")
             .WithTags("Disk data")
             .WithSummary("Zero/data extents covering the whole disk")
-            .WithQueryParameter("context", "zero (default). dirty is not supported (404).", "zero", "dirty")
+            .WithQueryParameter("context", "zero (default): {start,length,zero,hole}. dirty: the bitmap= bitmap's {start,length,dirty,zero} (404 without bitmap=).", "zero", "dirty")
+            .WithQueryParameter("bitmap", "With context=dirty: the persistent bitmap whose dirty extents are listed.")
             .Produces<DiskExtent[]>(StatusCodes.Status200OK)
             .ProducesProblems(400, 404, 409, 422, 503);
     }
@@ -108,9 +109,11 @@ internal static class ImageioEndpoints
             case null or "" or "zero":
                 break;
             case "dirty":
-                // As imageio answers a ticket without dirty bitmaps; backup tools then fall back to a full copy.
+                if (context.Request.Query["bitmap"] is { Count: > 0 } bitmap && !string.IsNullOrEmpty(bitmap[0]))
+                    return TypedResults.Ok(await images.GetDirtyExtentsAsync(name, bitmap[0]!, null, context.RequestAborted));
+                // As imageio answers a ticket without a dirty bitmap: backup tools then fall back to a full copy.
                 return ApiProblems.Result(StatusCodes.Status404NotFound,
-                    "dirty extents are not supported: this server keeps no dirty bitmaps; use context=zero");
+                    "dirty extents need a bitmap: add bitmap=NAME, or use /images/{name}/bitmaps/{bitmap}/data as the transfer URL");
             default:
                 return ApiProblems.BadRequest($"context '{extentContext}' is not supported: use zero");
         }

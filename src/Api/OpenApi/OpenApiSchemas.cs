@@ -108,5 +108,43 @@ internal static class OpenApiSchemas
         },
     };
 
+    public static IOpenApiSchema CreateBitmapRequest() => new OpenApiSchema
+    {
+        Type = JsonSchemaType.Object,
+        Required = new HashSet<string> { "name" },
+        Properties = new Dictionary<string, IOpenApiSchema>
+        {
+            ["name"] = new OpenApiSchema
+            {
+                Type = JsonSchemaType.String,
+                MinLength = 1,
+                Description = "Unique among the image's bitmaps; 1 to 1023 bytes of UTF-8, no control characters, no '/'.",
+            },
+            ["granularity"] = new OpenApiSchema
+            {
+                Type = JsonSchemaType.Integer,
+                Format = "int64",
+                Description = "Bytes of disk per bit: a power of two from 4096 to 2097152 (default 65536).",
+            },
+            ["enabled"] = new OpenApiSchema { Type = JsonSchemaType.Boolean, Description = "Whether it tracks writes from now (default true)." },
+            ["checkpoint"] = new OpenApiSchema
+            {
+                Type = JsonSchemaType.Boolean,
+                Description = "Also take an internal snapshot of the same name: the disk as of the bitmap's start, to copy from while writes go on (default false).",
+            },
+        },
+    };
+
+    public static IOpenApiSchema PatchBitmapRequest() => new OpenApiSchema
+    {
+        Type = JsonSchemaType.Object,
+        Description = "Either {\"enabled\": true|false} or {\"op\": \"clear\"} (both may be given).",
+        Properties = new Dictionary<string, IOpenApiSchema>
+        {
+            ["enabled"] = new OpenApiSchema { Type = JsonSchemaType.Boolean, Description = "Start or stop tracking writes." },
+            ["op"] = new OpenApiSchema { Type = JsonSchemaType.String, Enum = [(JsonNode)"clear"], Description = "clear: every bit reset." },
+        },
+    };
+
     public static IOpenApiSchema Binary() => new OpenApiSchema { Type = JsonSchemaType.String, Format = "binary" };
 }

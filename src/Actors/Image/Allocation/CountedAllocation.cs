@@ -30,9 +30,24 @@ internal sealed class CountedAllocation(
     /// (nothing was taken). Throws <see cref="FenceViolationException"/> when a free cluster turns
     /// out to be metadata, and ImageException when the file cannot grow.
     /// </summary>
-    public Allocation? TryTake(int n, out long bytesNeeded)
+    public Allocation? TryTake(int n, out long bytesNeeded) => TryCount(allocator.Take(n), out bytesNeeded);
+
+    /// <summary>As <see cref="TryTake"/>, n clusters in one run at the end of the file (structures that must be contiguous).</summary>
+    public Allocation? TryTakeContiguous(int n, out long bytesNeeded)
     {
-        var taken = allocator.Take(n);
+        long first = allocator.TakeContiguousAtEnd(n);
+        var clusters = new long[n];
+        var fresh = new bool[n];
+        for (int k = 0; k < n; k++)
+        {
+            clusters[k] = first + k;
+            fresh[k] = first + k >= allocator.FreshFrom;
+        }
+        return TryCount(new Allocation(clusters, fresh), out bytesNeeded);
+    }
+
+    private Allocation? TryCount(Allocation taken, out long bytesNeeded)
+    {
         bytesNeeded = Estimate(taken.Clusters);
         if (!cache.TryReserve(bytesNeeded, ReserveFor.Counting))
         {

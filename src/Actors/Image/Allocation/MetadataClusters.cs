@@ -12,6 +12,10 @@ internal enum MetadataKind : byte
     L2Table,
     SnapshotTable,
     SnapshotL1Table,
+    BitmapDirectory,
+    BitmapTable,
+    /// <summary>The bits of a persistent dirty bitmap (a cluster of its data).</summary>
+    BitmapData,
     /// <summary>Not metadata: a cluster past every cluster the image has (an entry pointing there is corrupt). Never fenced.</summary>
     BeyondFile,
 }
@@ -19,7 +23,7 @@ internal enum MetadataKind : byte
 /// <summary>
 /// The fence: every host cluster holding metadata of QEMU's <c>cached</c> overlap-check set —
 /// header, active L1, active L2 tables, refcount table and blocks, snapshot table, snapshot L1
-/// tables — kept up to date as they are allocated and freed. Before any write the engine looks
+/// tables, and the persistent bitmaps (directory, tables, data) — kept up to date as they are allocated and freed. Before any write the engine looks
 /// the target up here (a hash lookup, no scan); allocation never hands a fenced cluster out,
 /// whatever its refcount says. Written only by the image supervisor; read from any thread
 /// (ConcurrentDictionary's lock-free reads). A cluster replaced by another (a copied L2 table,
@@ -122,6 +126,9 @@ internal sealed class MetadataClusters
         MetadataKind.L2Table => "an L2 table",
         MetadataKind.SnapshotTable => "the snapshot table",
         MetadataKind.SnapshotL1Table => "a snapshot's L1 table",
+        MetadataKind.BitmapDirectory => "the bitmap directory",
+        MetadataKind.BitmapTable => "a bitmap table",
+        MetadataKind.BitmapData => "a dirty bitmap's data",
         MetadataKind.BeyondFile => "nothing: it lies past the end of the image file",
         _ => kind.ToString(),
     };

@@ -11,8 +11,12 @@ internal sealed class FlushMetadata
     public long L1Offset { get; init; }
     /// <summary>The refcount table's changed bytes, frozen until the flush thaws it.</summary>
     public RefcountTableWrite? RefcountTable { get; set; }
-    /// <summary>The header's fixed fields when they changed (the refcount table moved, the image was marked corrupt).</summary>
+    /// <summary>
+    /// The header's fixed fields when they changed (the refcount table moved, the image was marked
+    /// corrupt), or its whole cluster when an extension changed (<see cref="HeaderArea"/>: the bitmap directory moved).
+    /// </summary>
     public byte[]? Header { get; set; }
+    public bool HeaderArea { get; set; }
 
     public bool IsEmpty => L1Entries.Count == 0 && RefcountTable is null && Header is null;
 }

@@ -1,0 +1,128 @@
+using System.Buffers;
+using QcowActors.Actors.Io;
+using QcowActors.Format;
+
+namespace QcowActors.Actors.Image.Bitmaps;
+
+/// <summary>The bitmaps extension as found at open: its directory and each bitmap's table (decoded, validated).</summary>
+internal sealed record StoredBitmaps(BitmapsExtension Extension, IReadOnlyList<BitmapDirectoryEntry> Entries, IReadOnlyList<ulong[]> Tables)
+{
+    /// <summary>The clusters of one bitmap's table and data.</summary>
+    public long[] ClustersOf(int index, int clusterBits)
+    {
+        var entry = Entries[index];
+        var clusters = new List<long>();
+        long tableBytes = (long)entry.TableSize * 8;
+        for (long c = entry.TableOffset >> clusterBits; tableBytes > 0 && c <= (entry.TableOffset + tableBytes - 1) >> clusterBits; c++) clusters.Add(c);
+        foreach (ulong raw in Tables[index])
+            if ((raw & BitmapTable.OffsetMask) != 0) clusters.Add((long)(raw & BitmapTable.OffsetMask) >> clusterBits);
+        return [.. clusters];
+    }
+
+    /// <summary>Every cluster the bitmaps hold, with what it holds (for the fence and for counting references).</summary>
+    public IEnumerable<(long Offset, long Bytes, MetadataKind Kind, string What)> Structures(int clusterSize)
+    {
+        yield return (Extension.DirectoryOffset, Extension.DirectorySize, MetadataKind.BitmapDirectory, "the bitmap directory");
+        for (int i = 0; i < Entries.Count; i++)
+        {
+            var e = Entries[i];
+            yield return (e.TableOffset, (long)e.TableSize * 8, MetadataKind.BitmapTable, $"the table of bitmap '{e.Name}'");
+            foreach (ulong raw in Tables[i])
+                if ((raw & BitmapTable.OffsetMask) != 0)
+                    yield return ((long)(raw & BitmapTable.OffsetMask), clusterSize, MetadataKind.BitmapData, $"data of bitmap '{e.Name}'");
+        }
+    }
+}
+
+/// <summary>
+/// Reads the persistent bitmaps at open (QEMU's checks, in <see cref="BitmapDirectory"/> and
+/// <see cref="BitmapTable"/>) and, for an image opened for writing, sets <c>in_use</c> on each
+/// consistent one in place before any write — the flags field of an entry never straddles a sector,
+/// so a torn write leaves each bitmap either still consistent (nothing written yet) or in use.
+/// </summary>
+internal static class BitmapLoader
+{
+    /// <summary>The stored bitmaps, or null when the image has none (or a writer without bitmap support cleared autoclear bit 0: QEMU ignores them then).</summary>
+    public static async Task<StoredBitmaps?> ReadDirectoryAsync(IImageFile file, QcowHeader header, CancellationToken ct)
+    {
+        if (header.FindExtension(HeaderExtensionType.Bitmaps) is not { } raw) return null;
+        if ((header.AutoclearFeatures & FeatureBits.AutoclearBitmaps) == 0) return null;
+        long length = file.Length;
+        var extension = BitmapsExtension.Parse(raw.Data, length, header.ClusterBits);
+        var directory = new byte[extension.DirectorySize];
+        await file.ReadAsync(directory, extension.DirectoryOffset, ct).ConfigureAwait(false);
+        var entries = BitmapDirectory.Parse(directory, extension.Count, header.Size, header.ClusterBits, length);
+        var tables = new List<ulong[]>(entries.Count);
+        foreach (var e in entries)
+        {
+            var bytes = new byte[(long)e.TableSize * 8];
+            await file.ReadAsync(bytes, e.TableOffset, ct).ConfigureAwait(false);
+            var table = BitmapTable.ParseEntries(bytes);
+            foreach (ulong t in table) BitmapTable.Decode(t, header.ClusterBits, length); // throws on a bad entry
+            tables.Add(table);
+        }
+        return new StoredBitmaps(extension, entries, tables);
+    }
+
+    /// <summary>
+    /// The bitmaps' bits: a consistent bitmap is read chunk by chunk (one pooled cluster at a time),
+    /// its memory reserved first through <paramref name="reserve"/>; an inconsistent one is kept as stored.
+    /// </summary>
+    public static async Task<List<PersistentBitmap>> LoadAsync(IImageFile file, QcowHeader header, StoredBitmaps stored,
+        Func<long, Task> reserve, CancellationToken ct)
+    {
+        int cs = header.ClusterSize;
+        var bitmaps = new List<PersistentBitmap>(stored.Entries.Count);
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(cs);
+        try
+        {
+            for (int i = 0; i < stored.Entries.Count; i++)
+            {
+                var e = stored.Entries[i];
+                DirtyBits? bits = null;
+                if (!e.InUse)
+                {
+                    await reserve(PersistentBitmap.MemoryFor(header.Size, e.GranularityBits)).ConfigureAwait(false);
+                    bits = new DirtyBits(header.Size, e.GranularityBits);
+                    var table = stored.Tables[i];
+                    for (int k = 0; k < table.Length; k++)
+                    {
+                        var t = BitmapTable.Decode(table[k], header.ClusterBits, file.Length);
+                        if (t.Kind == BitmapTableEntryKind.Ones) bits.LoadChunkAllOnes(k, cs);
+                        else if (t.Kind == BitmapTableEntryKind.Data)
+                        {
+                            await file.ReadAsync(buffer.AsMemory(0, cs), t.Offset, ct).ConfigureAwait(false);
+                            bits.LoadChunk(k, buffer.AsSpan(0, cs));
+                        }
+                    }
+                }
+                bitmaps.Add(new PersistentBitmap(e.Name, e.GranularityBits, e.Auto, bits, e.ExtraData)
+                {
+                    Stored = e,
+                    StoredClusters = stored.ClustersOf(i, header.ClusterBits),
+                });
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+        return bitmaps;
+    }
+
+    /// <summary>Sets <c>in_use</c> on every consistent bitmap's stored entry, in place, and makes it durable.</summary>
+    public static async Task MarkInUseAsync(IImageFile file, StoredBitmaps stored, List<PersistentBitmap> bitmaps, CancellationToken ct)
+    {
+        var entries = new List<BitmapDirectoryEntry>(stored.Entries.Count);
+        for (int i = 0; i < bitmaps.Count; i++)
+        {
+            var b = bitmaps[i];
+            b.Stored = b.Stored! with { Flags = b.Stored.Flags | BitmapFlags.InUse };
+            entries.Add(b.Stored);
+        }
+        var directory = new byte[stored.Extension.DirectorySize];
+        BitmapDirectory.Write(entries, directory);
+        await file.WriteAsync(directory, stored.Extension.DirectoryOffset, ct).ConfigureAwait(false);
+        await file.FsyncAsync(ct).ConfigureAwait(false);
+    }
+}
