@@ -31,15 +31,18 @@ public sealed class DiskFullTests() : EngineTestBase(new FullDiskFileSystem())
 public sealed class RefusalTests : EngineTestBase
 {
     [Fact]
-    public async Task Writes_to_an_image_with_bitmaps_are_refused_naming_bitmaps_and_reads_work()
+    public async Task Writes_to_an_image_with_bitmaps_mark_them_and_reads_work()
     {
         string path = ImagePath("bm");
         Qemu("qemu-img", "create", "-f", "qcow2", path, "64M");
         Qemu("qemu-io", "-f", "qcow2", "-c", "write -P 0x42 0 64k", path);
         Qemu("qemu-img", "bitmap", "--add", path, "b0");
-        var e = await Assert.ThrowsAsync<ImageException>(() => Service.WriteAsync("bm", 0, new byte[10], default));
-        Assert.Equal(ImageError.Unsupported, e.Error);
-        Assert.Equal("bitmaps", e.Feature);
+        Qemu("qemu-img", "bitmap", "--add", "--disable", path, "off");
+        await Service.WriteAsync("bm", 70_000, new byte[10], default);
+        await Service.ZeroAsync("bm", 10L << 20, 1L << 20, default);
+        var bitmaps = await Service.ListBitmapsAsync("bm", default);
+        Assert.Equal(65536 + (1L << 20), bitmaps.Single(b => b.Name == "b0").DirtyBytes);
+        Assert.Equal(0, bitmaps.Single(b => b.Name == "off").DirtyBytes);
         Assert.All(await ReadAsync("bm", 0, 65536), b => Assert.Equal(0x42, b));
     }
 

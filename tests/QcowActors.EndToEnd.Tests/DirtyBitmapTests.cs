@@ -306,6 +306,15 @@ public sealed class DirtyBitmapTests(ITestOutputHelper output) : IDisposable
         var compare = Qemu.Compare(copy, b2, "-f", "raw", "-F", "raw");
         Assert.True(compare.Identical, compare.ToString());
 
+        // The same extents through a read ticket for B1 at checkpoint B2 (what an imageio client is handed).
+        var ticket = await server.Api.CreateTicketAsync(name, "read", bitmap: "B1", snapshot: "B2");
+        var viaTicket = await server.Api.GetDirtyExtentsAsync(ticket.Url.TrimStart('/') + "/extents?context=dirty");
+        Assert.Equal(await server.Api.GetDirtyExtentsAsync(transfer + "/extents?context=dirty&snapshot=B2"), viaTicket); // the writers have stopped
+        Assert.Equal(await GetRangeAsync(server, transfer + "?snapshot=B2", 0, 1 * MiB), await GetRangeAsync(server, ticket.Url.TrimStart('/'), 0, 1 * MiB));
+        using (var put = new HttpRequestMessage(HttpMethod.Put, ticket.Url.TrimStart('/')) { Content = new ByteArrayContent(new byte[512]) })
+        using (var refused = await server.Client.SendAsync(put))
+            Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+
         // The same extents through the image's transfer URL with bitmap= (the disk's zero flags now, the same dirty bits).
         var viaQuery = await server.Api.GetDirtyExtentsAsync($"images/{name}/data/extents?context=dirty&bitmap=B1");
         AssertCovers(viaQuery, size);

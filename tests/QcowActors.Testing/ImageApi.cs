@@ -23,10 +23,13 @@ public sealed class ImageApi(HttpClient client)
     public ImageApi ThroughTicket(string ticketUrl) => new(Client) { DataPath = _ => ticketUrl.TrimStart('/') };
 
     /// <summary>POST /images/{name}/tickets; expects 201.</summary>
-    public async Task<CreatedTicket> CreateTicketAsync(string name, string scope, string? expiresIn = null, CancellationToken ct = default)
+    public async Task<CreatedTicket> CreateTicketAsync(string name, string scope, string? expiresIn = null, CancellationToken ct = default,
+        string? bitmap = null, string? snapshot = null)
     {
         var body = new Dictionary<string, object> { ["scope"] = scope };
         if (expiresIn is not null) body["expiresIn"] = expiresIn;
+        if (bitmap is not null) body["bitmap"] = bitmap;
+        if (snapshot is not null) body["snapshot"] = snapshot;
         using var response = await Client.PostAsJsonAsync(Url($"images/{name}/tickets"), body, Json, ct).ConfigureAwait(false);
         await ExpectAsync(response, HttpStatusCode.Created, ct).ConfigureAwait(false);
         return await ReadJsonAsync<CreatedTicket>(response, ct).ConfigureAwait(false);

@@ -37,7 +37,7 @@ internal static class TicketEndpoints
     }
 
     /// <summary>The answer to POST .../tickets: the id is the credential; url the path to use it on.</summary>
-    public sealed record CreatedTicket(string Id, string Url, DateTimeOffset Expires, string Image, string Scope);
+    public sealed record CreatedTicket(string Id, string Url, DateTimeOffset Expires, string Image, string Scope, string? Bitmap = null, string? Snapshot = null);
 
     private static async Task<IResult> CreateAsync(string name, HttpContext context, [FromServices] IImageService images, [FromServices] TicketStore tickets)
     {
@@ -49,16 +49,24 @@ internal static class TicketEndpoints
             return ApiProblems.BadRequest(jsonError);
         TicketScope scope;
         TimeSpan lifetime;
+        string? bitmap, snapshot;
         using (document)
         {
-            if (!TryParse(document.RootElement, out scope, out lifetime, out string parseError))
+            if (!TryParse(document.RootElement, out scope, out lifetime, out bitmap, out snapshot, out string parseError))
                 return ApiProblems.BadRequest(parseError);
         }
         await images.GetInfoAsync(name, ct); // 404 for an image that does not exist
-        var (id, ticket) = await tickets.CreateAsync(name, scope, lifetime, ct);
+        if (bitmap is not null)
+        {
+            // 404 for a bitmap (or checkpoint) that does not exist; the ticket's requests check it again.
+            if (!(await images.ListBitmapsAsync(name, ct)).Any(b => b.Name == bitmap))
+                return ApiProblems.Result(StatusCodes.Status404NotFound, $"image '{name}' has no bitmap named '{bitmap}'");
+            if (snapshot is not null) await using ((await images.OpenSnapshotAsync(name, snapshot, ct))) { }
+        }
+        var (id, ticket) = await tickets.CreateAsync(name, scope, lifetime, ct, bitmap, snapshot);
         string scopeName = scope.ToString().ToLowerInvariant();
         return TypedResults.Created($"/images/{Uri.EscapeDataString(name)}/tickets/{id}",
-            new CreatedTicket(id, $"/tickets/{id}/data", ticket.Expires, name, scopeName));
+            new CreatedTicket(id, $"/tickets/{id}/data", ticket.Expires, name, scopeName, bitmap, snapshot));
     }
 
     private static async Task<IResult> DeleteAsync(string name, string id, HttpContext context, [FromServices] TicketStore tickets)
@@ -70,15 +78,34 @@ internal static class TicketEndpoints
             : ApiProblems.Result(StatusCodes.Status404NotFound, $"image '{name}' has no transfer ticket with that id (it expired, was deleted, or never existed)");
     }
 
-    internal static bool TryParse(JsonElement body, out TicketScope scope, out TimeSpan lifetime, out string error)
+    internal static bool TryParse(JsonElement body, out TicketScope scope, out TimeSpan lifetime, out string? bitmap, out string? snapshot, out string error)
     {
         scope = TicketScope.Read;
         lifetime = DefaultLifetime;
+        bitmap = snapshot = null;
         error = "";
-        if (JsonBody.UnknownMember(body, "scope", "expiresIn") is { } unknown)
+        if (JsonBody.UnknownMember(body, "scope", "expiresIn", "bitmap", "snapshot") is { } unknown)
         {
             error = unknown;
             return false;
+        }
+        if (JsonBody.TryGet(body, "bitmap", out JsonElement bitmapValue))
+        {
+            bitmap = bitmapValue.GetStringOrNull();
+            if (bitmap is null || Actors.Image.Bitmaps.BitmapNames.Validate(bitmap) is { } bitmapError)
+            {
+                error = $"bitmap must name one of the image's bitmaps: {(bitmap is null ? $"not {JsonBody.Describe(bitmapValue)}" : Actors.Image.Bitmaps.BitmapNames.Validate(bitmap))}";
+                return false;
+            }
+        }
+        if (JsonBody.TryGet(body, "snapshot", out JsonElement snapshotValue))
+        {
+            snapshot = snapshotValue.GetStringOrNull();
+            if (bitmap is null || string.IsNullOrEmpty(snapshot))
+            {
+                error = "snapshot (a non-empty string) goes with bitmap: the ticket then serves that checkpoint's disk with the bitmap's dirty extents";
+                return false;
+            }
         }
         if (!JsonBody.TryGet(body, "scope", out JsonElement scopeValue) || scopeValue.GetStringOrNull() is not ("read" or "write"))
         {
@@ -86,6 +113,11 @@ internal static class TicketEndpoints
             return false;
         }
         scope = scopeValue.GetString() == "write" ? TicketScope.Write : TicketScope.Read;
+        if (scope == TicketScope.Write && bitmap is not null)
+        {
+            error = "a bitmap's ticket is for reading (a backup): scope must be \"read\"";
+            return false;
+        }
         if (JsonBody.TryGet(body, "expiresIn", out JsonElement expiresValue))
         {
             if (!Duration.TryParse(expiresValue.GetStringOrNull(), out lifetime) || lifetime < TimeSpan.FromSeconds(1) || lifetime > TicketStore.MaxLifetime)

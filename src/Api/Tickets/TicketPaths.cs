@@ -40,7 +40,18 @@ internal sealed class TicketPaths(RequestDelegate next, TicketStore tickets)
             return;
         }
         context.Features.Set(new TicketAccess(id, ticket, context.Request.Path));
-        context.Request.Path = $"/images/{ticket.Image}{suffix}";
+        if (ticket.Bitmap is { } bitmap)
+        {
+            if (suffix is not ("/data" or "/data/extents"))
+            {
+                await Problem(context, StatusCodes.Status404NotFound, "a bitmap's transfer ticket serves /tickets/{id}/data and /tickets/{id}/data/extents only");
+                return;
+            }
+            context.Request.Path = $"/images/{ticket.Image}/bitmaps/{bitmap}{suffix}";
+            if (ticket.Snapshot is { } snapshot)
+                context.Request.QueryString = context.Request.QueryString.Add("snapshot", snapshot);
+        }
+        else context.Request.Path = $"/images/{ticket.Image}{suffix}";
         await next(context);
     }
 

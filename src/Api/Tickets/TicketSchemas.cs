@@ -24,6 +24,16 @@ internal static class TicketSchemas
                 Default = "1h",
                 Description = "How long the ticket lives: \"30s\", \"10m\", \"2h\", from 1 second to 7 days.",
             },
+            ["bitmap"] = new OpenApiSchema
+            {
+                Type = JsonSchemaType.String,
+                Description = "A read ticket for a backup: the URL serves /images/{name}/bitmaps/{bitmap}/data, whose extents' context=dirty is this bitmap.",
+            },
+            ["snapshot"] = new OpenApiSchema
+            {
+                Type = JsonSchemaType.String,
+                Description = "With bitmap: serve this snapshot's disk (the checkpoint) instead of the live disk.",
+            },
         },
     };
 

@@ -44,7 +44,8 @@ public sealed class TicketStore
         return true;
     }
 
-    public async Task<(string Id, TransferTicket Ticket)> CreateAsync(string image, TicketScope scope, TimeSpan lifetime, CancellationToken ct)
+    public async Task<(string Id, TransferTicket Ticket)> CreateAsync(string image, TicketScope scope, TimeSpan lifetime, CancellationToken ct,
+        string? bitmap = null, string? snapshot = null)
     {
         EnsureFolder();
         int live = SweepExpired();
@@ -52,12 +53,12 @@ public sealed class TicketStore
             throw new ImageException(ImageError.Unavailable,
                 $"the store holds {live} live transfer tickets, the most it keeps ({MaxTickets}); delete tickets that are done, or wait for them to expire");
         string id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(IdBytes));
-        var ticket = new TransferTicket(image, scope, _clock.GetUtcNow() + lifetime);
+        var ticket = new TransferTicket(image, scope, _clock.GetUtcNow() + lifetime, bitmap, snapshot);
         string temp = Path.Combine(_folder, $".tmp-{Guid.NewGuid():N}");
         try
         {
             await File.WriteAllBytesAsync(temp, JsonSerializer.SerializeToUtf8Bytes(new TicketFile(ticket.Image, ticket.Scope.ToString().ToLowerInvariant(),
-                ticket.Expires.ToUnixTimeMilliseconds())), ct).ConfigureAwait(false);
+                ticket.Expires.ToUnixTimeMilliseconds(), ticket.Bitmap, ticket.Snapshot)), ct).ConfigureAwait(false);
             File.SetLastWriteTimeUtc(temp, ticket.Expires.UtcDateTime);
             File.Move(temp, PathOf(Digest(id)), overwrite: false);
         }
@@ -115,7 +116,8 @@ public sealed class TicketStore
         {
             var file = JsonSerializer.Deserialize<TicketFile>(await File.ReadAllBytesAsync(path, ct).ConfigureAwait(false));
             return file is { Image: { } image, Scope: "read" or "write" }
-                ? new TransferTicket(image, file.Scope == "write" ? TicketScope.Write : TicketScope.Read, DateTimeOffset.FromUnixTimeMilliseconds(file.ExpiresMs))
+                ? new TransferTicket(image, file.Scope == "write" ? TicketScope.Write : TicketScope.Read, DateTimeOffset.FromUnixTimeMilliseconds(file.ExpiresMs),
+                    file.Bitmap, file.Snapshot)
                 : null;
         }
         catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException or ArgumentOutOfRangeException)
@@ -160,5 +162,5 @@ public sealed class TicketStore
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
     }
 
-    private sealed record TicketFile(string Image, string Scope, long ExpiresMs);
+    private sealed record TicketFile(string Image, string Scope, long ExpiresMs, string? Bitmap = null, string? Snapshot = null);
 }

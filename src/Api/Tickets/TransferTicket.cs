@@ -8,7 +8,12 @@ public enum TicketScope { Read, Write }
 /// endpoints of one image (read, or read and write) until it expires or is deleted, with no
 /// other credential, so imageio clients and QEMU's http driver work unchanged.
 /// </summary>
-public sealed record TransferTicket(string Image, TicketScope Scope, DateTimeOffset Expires)
+/// <remarks>
+/// With <see cref="Bitmap"/> (read tickets only) the URL serves /images/{image}/bitmaps/{bitmap}/data —
+/// with <see cref="Snapshot"/>, the checkpoint's disk — so an imageio backup client gets that
+/// bitmap's dirty extents without knowing about bitmaps.
+/// </remarks>
+public sealed record TransferTicket(string Image, TicketScope Scope, DateTimeOffset Expires, string? Bitmap = null, string? Snapshot = null)
 {
     public bool IsExpired(DateTimeOffset now) => now >= Expires;
 }

@@ -175,23 +175,6 @@ public sealed class EngineErrorTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Writing_an_image_with_a_dirty_bitmap_is_422_naming_bitmaps_and_reads_still_work()
-    {
-        QemuImg("create", "-q", "-f", "qcow2", "marked.qcow2", "4M");
-        QemuImg("bitmap", "--add", "marked.qcow2", "b0");
-        long sizeBefore = new FileInfo(_server.ImagePath("marked")).Length;
-
-        JsonElement problem = await AssertProblemAsync(await PutAsync("marked", 0, new byte[4096]), HttpStatusCode.UnprocessableEntity, "bitmaps");
-        Assert.Equal("bitmaps", problem.GetProperty("feature").GetString());
-
-        using HttpResponseMessage read = await GetRangeAsync("marked", 0, 4096);
-        Assert.Equal(HttpStatusCode.PartialContent, read.StatusCode);
-        Assert.Equal(new byte[4096], await read.Content.ReadAsByteArrayAsync());
-        Assert.Equal(sizeBefore, new FileInfo(_server.ImagePath("marked")).Length);
-        Assert.True(Qemu.Check(_server.ImagePath("marked")).IsClean);
-    }
-
-    [Fact]
     public async Task Reading_compressed_clusters_answers_their_bytes()
     {
         string raw = Path.Combine(_server.StoreDirectory, "plain.raw");
