@@ -5,8 +5,9 @@ namespace QcowActors.Format;
 /// the file on, none referenced until one header write switches to them, so a crash before that write
 /// leaves the old image untouched and one after it the new one, whole. In order: the active L1 table,
 /// the snapshot table, the refcount table, one refcount block for every block index up to the new end
-/// (a block covers itself and everything else), and last the slots for copied L2 tables, taken in order
-/// (unused ones are never written, so the file ends after the last copy). The refcount structure must
+/// (a block covers itself and everything else), the slots for copied L2 tables, taken in order
+/// (unused ones are never written and stay free), and last any extra clusters (the persistent
+/// bitmaps rewritten for a new disk size). The refcount structure must
 /// cover what it counts, which includes itself: the sizes are found by iterating to a fixpoint.
 /// </summary>
 public sealed record RewriteLayout(
@@ -15,20 +16,25 @@ public sealed record RewriteLayout(
     long SnapshotTableCluster, long SnapshotTableClusters,
     long RefcountTableCluster, long RefcountTableClusters,
     long FirstBlockCluster, long Blocks,
-    long FirstCopyCluster, long CopySlots)
+    long FirstCopyCluster, long CopySlots,
+    long ExtraClusters = 0)
 {
+    /// <summary>The first of <see cref="ExtraClusters"/>, after the copy slots.</summary>
+    public long FirstExtraCluster => FirstCopyCluster + CopySlots;
+
     /// <summary>One past the last cluster the layout may use.</summary>
-    public long EndCluster => FirstCopyCluster + CopySlots;
+    public long EndCluster => FirstExtraCluster + ExtraClusters;
 
     /// <param name="fileClusters">Clusters of the file now (its length rounded up): the fresh region starts here.</param>
     /// <param name="l1Entries">Entries of the new active L1 (at least one cluster is used even for 0).</param>
     /// <param name="snapshotTableBytes">0 when no snapshot remains.</param>
     /// <param name="copySlots">Most L2 tables that may need a copy (the allocated entries of the new active L1).</param>
-    public static RewriteLayout Plan(ClusterLayout layout, long fileClusters, long l1Entries, long snapshotTableBytes, long copySlots)
+    /// <param name="extraClusters">Clusters for other structures, contiguous, at the end.</param>
+    public static RewriteLayout Plan(ClusterLayout layout, long fileClusters, long l1Entries, long snapshotTableBytes, long copySlots, long extraClusters = 0)
     {
         long l1Clusters = Math.Max(1, layout.ClustersFor(l1Entries * 8));
         long snapClusters = layout.ClustersFor(snapshotTableBytes);
-        long fixedClusters = l1Clusters + snapClusters + copySlots;
+        long fixedClusters = l1Clusters + snapClusters + copySlots + extraClusters;
         long rtClusters = 1, blocks = 1;
         for (int round = 0; round < 64; round++)
         {
@@ -47,8 +53,8 @@ public sealed record RewriteLayout(
         long rt = snap + snapClusters;
         long firstBlock = rt + rtClusters;
         long firstCopy = firstBlock + blocks;
-        if (((firstCopy + copySlots) << layout.ClusterBits) > (long)QcowLimits.MaxHostOffset)
+        if (((firstCopy + copySlots + extraClusters) << layout.ClusterBits) > (long)QcowLimits.MaxHostOffset)
             throw new QcowFormatException(QcowProblem.LimitExceeded, "file size", "the image file would grow past 2^56 bytes");
-        return new RewriteLayout(fileClusters, l1, l1Clusters, snap, snapClusters, rt, rtClusters, firstBlock, blocks, firstCopy, copySlots);
+        return new RewriteLayout(fileClusters, l1, l1Clusters, snap, snapClusters, rt, rtClusters, firstBlock, blocks, firstCopy, copySlots, extraClusters);
     }
 }

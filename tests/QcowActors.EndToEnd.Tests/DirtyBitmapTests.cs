@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
+using System.Net.Http.Json;
 using System.Text.Json;
 using QcowActors.Testing;
 using Xunit;
@@ -327,6 +328,52 @@ public sealed class DirtyBitmapTests(ITestOutputHelper output) : IDisposable
         await server.Api.CloseAsync(name);
         var check = Qemu.Check(server.ImagePath(name));
         Assert.True(check.IsClean, check.ToString());
+    }
+
+    [Fact]
+    public async Task Resize_carries_the_bitmaps_to_the_new_size_and_revert_makes_them_all_dirty()
+    {
+        await using var server = await ServerProcess.StartAsync();
+        const string name = "resized";
+        string path = server.ImagePath(name);
+        await server.Api.CreateAsync(name, 64 * MiB);
+        await server.Api.AddBitmapAsync(name, "b");
+        var model = new BitmapModel(64 * MiB, 64 * KiB);
+        foreach (var (offset, length) in new[] { (1 * MiB, 4096L), (20 * MiB + 100, 200_000L), (64 * MiB - 10, 10L) })
+        {
+            await server.Api.PutAsync(name, offset, Bytes(length, seed: (int)length));
+            model.Mark(offset, length);
+        }
+
+        // Grown: the bits kept, the new part clean (as QEMU grows a bitmap).
+        using (var grow = await server.Client.PatchAsJsonAsync($"images/{name}", new { size = "200M" }))
+            Assert.Equal(HttpStatusCode.OK, grow.StatusCode);
+        await server.Api.CloseAsync(name);
+        var check = Qemu.Check(path);
+        Assert.True(check.IsClean, check.ToString());
+        Assert.Equal(model.Ranges(), Qemu.DirtyRanges(path, "b"));
+        await server.Api.PutAsync(name, 150 * MiB, Bytes(4096, seed: 5));
+        var grownModel = new BitmapModel(200 * MiB, 64 * KiB);
+        foreach (var r in model.Ranges()) grownModel.Mark(r.Offset, r.Length);
+        grownModel.Mark(150 * MiB, 4096);
+        Assert.Equal(grownModel.Ranges(), DirtyOf(await server.Api.GetDirtyExtentsAsync($"images/{name}/data/extents?context=dirty&bitmap=b")));
+
+        // Shrunk below the written data at 150 MiB is refused; to 100 MiB (zeroed past it first) the bits past the end go.
+        await server.Api.ZeroAsync(name, 100 * MiB, 100 * MiB, flush: true);
+        using (var shrink = await server.Client.PatchAsJsonAsync($"images/{name}", new { size = "100M" }))
+            Assert.Equal(HttpStatusCode.OK, shrink.StatusCode);
+        await server.Api.CloseAsync(name);
+        Assert.True(Qemu.Check(path).IsClean, Qemu.Check(path).ToString());
+        Assert.Equal(model.Ranges(), Qemu.DirtyRanges(path, "b"));
+
+        // A revert may change any block: every bit set, for the snapshot's size.
+        using (var snap = await server.Client.PostAsJsonAsync($"images/{name}/snapshots", new { name = "s" })) Assert.Equal(HttpStatusCode.Created, snap.StatusCode);
+        using (var grow = await server.Client.PatchAsJsonAsync($"images/{name}", new { size = "120M" })) Assert.Equal(HttpStatusCode.OK, grow.StatusCode);
+        using (var revert = await server.Client.PostAsync($"images/{name}/snapshots/s/revert", null)) Assert.Equal(HttpStatusCode.OK, revert.StatusCode);
+        await server.Api.CloseAsync(name);
+        Assert.True(Qemu.Check(path).IsClean, Qemu.Check(path).ToString());
+        Assert.Equal([(0L, 100 * MiB)], Qemu.DirtyRanges(path, "b"));
+        Assert.Equal(100 * MiB, (await server.Api.ListBitmapsAsync(name)).Single().DirtyBytes);
     }
 
     private static byte[] Bytes(long length, int seed)

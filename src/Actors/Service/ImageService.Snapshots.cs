@@ -56,13 +56,8 @@ public sealed partial class ImageService
         return await MaintainAsync<ImageInfo>(name, new RevertSnapshotOperation(idOrName), ct).ConfigureAwait(false);
     }
 
-    public async Task<ImageInfo> ResizeAsync(string name, long size, CancellationToken ct)
-    {
-        if ((await ListBitmapsAsync(name, ct).ConfigureAwait(false)).Count > 0)
-            throw new ImageException(ImageError.Conflict, $"image '{name}' has persistent bitmaps, whose tables are sized for the disk; "
-                + "this server does not resize them yet: remove the bitmaps (the next backup is then a full one), resize, and add them again");
-        return await MaintainAsync<ImageInfo>(name, new ResizeOperation(size), ct).ConfigureAwait(false);
-    }
+    public Task<ImageInfo> ResizeAsync(string name, long size, CancellationToken ct)
+        => MaintainAsync<ImageInfo>(name, new ResizeOperation(size), ct);
 
     /// <summary>
     /// Opens the image first (a missing, unopenable or write-refused image answers as any write

@@ -110,7 +110,11 @@ internal sealed class BitmapStorePlan
     /// syncs data first). Each bitmap's bits are read as they are now: at close nothing marks them
     /// any more; while open, a stored bitmap is <c>in_use</c> and its bits are not trusted anyway.
     /// </summary>
-    public async Task WriteAsync(IImageFile file, CancellationToken ct)
+    public Task WriteAsync(IImageFile file, CancellationToken ct)
+        => WriteAsync((bytes, offset, token) => file.WriteAsync(bytes, offset, token), ct);
+
+    /// <summary>As <see cref="WriteAsync(IImageFile, CancellationToken)"/>, through <paramref name="write"/> (a metadata rewrite's fresh region).</summary>
+    public async Task WriteAsync(Func<ReadOnlyMemory<byte>, long, CancellationToken, ValueTask> write, CancellationToken ct)
     {
         int cs = _layout.ClusterSize;
         byte[] buffer = ArrayPool<byte>.Shared.Rent(cs);
@@ -123,16 +127,16 @@ internal sealed class BitmapStorePlan
                     if (t.Chunks[k] != ChunkState.Mixed) continue;
                     buffer.AsSpan(0, cs).Clear();
                     t.Bitmap.Bits!.WriteChunk(k, buffer.AsSpan(0, cs));
-                    await file.WriteAsync(buffer.AsMemory(0, cs), (long)(t.Entries[k] & BitmapTable.OffsetMask), ct).ConfigureAwait(false);
+                    await write(buffer.AsMemory(0, cs), (long)(t.Entries[k] & BitmapTable.OffsetMask), ct).ConfigureAwait(false);
                 }
                 var table = new byte[(long)TableClustersBytes(t)];
                 BitmapTable.WriteEntries(t.Entries, table);
-                await file.WriteAsync(table, t.TableOffset, ct).ConfigureAwait(false);
+                await write(table, t.TableOffset, ct).ConfigureAwait(false);
             }
             if (Bitmaps.Count == 0) return;
             var directory = new byte[DirectoryClusters.Length * (long)cs];
             BitmapDirectory.Write(Directory, directory);
-            await file.WriteAsync(directory, DirectoryOffset, ct).ConfigureAwait(false);
+            await write(directory, DirectoryOffset, ct).ConfigureAwait(false);
         }
         finally
         {

@@ -48,6 +48,7 @@ internal static class MaintenanceRunner
                     header.Layout.ClustersFor(file.Length), ct).ConfigureAwait(false) is { } violation)
                 throw new ImageException(ImageError.Unsupported,
                     $"image '{name}' has corrupt metadata ({violation}); repair it with qemu-img check -r all", Corruption.Feature);
+            var stored = await Bitmaps.BitmapLoader.ReadDirectoryAsync(file, header, ct).ConfigureAwait(false);
             var rewrite = new MetadataRewrite(file, header, l1, refTable, tableBytes);
             var ops = new MaintenancePlans(name, file, header, l1, snapshots);
             switch (operation)
@@ -67,14 +68,24 @@ internal static class MaintenanceRunner
                 case RevertSnapshotOperation r:
                 {
                     var request = await ops.RevertAsync(r.IdOrName, ct).ConfigureAwait(false);
-                    var after = await rewrite.RunAsync(request, ct).ConfigureAwait(false);
-                    return ImageInfo.FromHeader(name, after, file.Length);
+                    var bitmaps = await ResizedBitmapsAsync(file, header, stored, request.NewSize, allDirty: true, budget, waitLimit, ct).ConfigureAwait(false);
+                    try
+                    {
+                        var after = await rewrite.RunAsync(request, ct, bitmaps?.Plan).ConfigureAwait(false);
+                        return ImageInfo.FromHeader(name, after, file.Length);
+                    }
+                    finally { if (bitmaps is not null) budget.Release(bitmaps.Memory); }
                 }
                 case ResizeOperation z:
                 {
                     var request = await ops.ResizeAsync(z.NewSize, ct).ConfigureAwait(false);
-                    var after = await rewrite.RunAsync(request, ct).ConfigureAwait(false);
-                    return ImageInfo.FromHeader(name, after, file.Length);
+                    var bitmaps = await ResizedBitmapsAsync(file, header, stored, request.NewSize, allDirty: false, budget, waitLimit, ct).ConfigureAwait(false);
+                    try
+                    {
+                        var after = await rewrite.RunAsync(request, ct, bitmaps?.Plan).ConfigureAwait(false);
+                        return ImageInfo.FromHeader(name, after, file.Length);
+                    }
+                    finally { if (bitmaps is not null) budget.Release(bitmaps.Memory); }
                 }
                 default:
                     throw new ArgumentException($"unknown maintenance operation {operation.GetType().Name}");
@@ -88,6 +99,44 @@ internal static class MaintenanceRunner
         finally
         {
             budget.Release(memory);
+        }
+    }
+
+    private sealed record ResizedBitmaps(Bitmaps.BitmapStorePlan Plan, long Memory);
+
+    /// <summary>
+    /// A bitmap's table is sized for the disk: when the size changes, each consistent bitmap is
+    /// rewritten for the new size — its bits kept (the grown part clean, as QEMU grows them), or all
+    /// set after a revert — and an in-use one is kept as it is (QEMU does not size-check those).
+    /// Null when nothing changes. The bits' memory is reserved in the budget first.
+    /// </summary>
+    private static async Task<ResizedBitmaps?> ResizedBitmapsAsync(IImageFile file, QcowHeader header, Bitmaps.StoredBitmaps? stored, long newSize,
+        bool allDirty, MetadataBudget budget, TimeSpan waitLimit, CancellationToken ct)
+    {
+        if (stored is null || newSize == header.Size || stored.Entries.All(e => e.InUse)) return null;
+        if (newSize == 0)
+            throw new ImageException(ImageError.Conflict, "the disk would be 0 bytes: remove its persistent bitmaps first (a bitmap of no bytes cannot be stored)");
+        long memory = stored.Entries.Where(e => !e.InUse)
+            .Sum(e => Bitmaps.PersistentBitmap.MemoryFor(header.Size, e.GranularityBits) + Bitmaps.PersistentBitmap.MemoryFor(newSize, e.GranularityBits));
+        if (!await budget.ReserveAsync(memory, waitLimit, ct).ConfigureAwait(false))
+            throw new ImageException(ImageError.Unavailable, "the metadata cache (Storage:MetadataCacheBytesTotal) stayed full while the bitmaps were resized; try again");
+        try
+        {
+            var loaded = await Bitmaps.BitmapLoader.LoadAsync(file, header, stored, _ => Task.CompletedTask, ct).ConfigureAwait(false);
+            var resized = loaded.Select(b =>
+            {
+                if (b.Bits is null) return b;
+                var bits = allDirty ? new DirtyBits(newSize, b.GranularityBits) : b.Bits.Resized(newSize, markGrownDirty: false);
+                if (allDirty) bits.SetAll();
+                return new Bitmaps.PersistentBitmap(b.Name, b.GranularityBits, b.Enabled, bits, b.ExtraData) { Stored = b.Stored, StoredClusters = b.StoredClusters };
+            }).ToList();
+            var keeper = new Bitmaps.BitmapKeeper(header.Layout, newSize, resized, ImageOpener.ClustersOf(stored.Extension, header.ClusterBits));
+            return new ResizedBitmaps(keeper.Plan(closing: true), memory);
+        }
+        catch
+        {
+            budget.Release(memory);
+            throw;
         }
     }
 

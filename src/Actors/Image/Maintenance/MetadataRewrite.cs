@@ -52,18 +52,30 @@ internal sealed class MetadataRewrite
            + (ShadowRefcounts.CachedBlocks + 2L) * header.ClusterSize;
 
     /// <summary>Runs the rewrite; returns the header now on disk.</summary>
-    public async Task<QcowHeader> RunAsync(RewriteRequest request, CancellationToken ct)
+    /// <param name="bitmaps">
+    /// The persistent bitmaps rewritten for the new disk size (resize, a revert to another size): their
+    /// new data, tables and directory go to the layout's extra clusters, the old ones lose their counts,
+    /// and the header's extension names the new directory.
+    /// </param>
+    public async Task<QcowHeader> RunAsync(RewriteRequest request, CancellationToken ct, Bitmaps.BitmapStorePlan? bitmaps = null)
     {
         int cs = _layout.ClusterSize;
         byte[] snapshotTable = request.Snapshots.Count == 0 ? [] : SnapshotTable.Serialize(request.Snapshots, _header.Size);
         long copySlots = request.NewActiveL1.Count(e => !L1Entry.From(e).IsUnallocated);
-        var plan = RewriteLayout.Plan(_layout, _fileClusters, request.NewActiveL1.Length, snapshotTable.Length, copySlots);
+        var plan = RewriteLayout.Plan(_layout, _fileClusters, request.NewActiveL1.Length, snapshotTable.Length, copySlots, bitmaps?.ClustersNeeded ?? 0);
         var region = new FreshRegion(_file, plan.FirstCluster << _layout.ClusterBits);
         await using var counts = new ShadowRefcounts(_file, _layout, _oldRefcountTable, plan, region);
         var l2 = ArrayPool<byte>.Shared.Rent(cs);
         try
         {
             await CountReferencesAsync(request, plan, counts, l2, ct).ConfigureAwait(false);
+            if (bitmaps is not null)
+            {
+                bitmaps.Assign([.. Enumerable.Range(0, bitmaps.ClustersNeeded).Select(k => plan.FirstExtraCluster + k)]);
+                foreach (long c in bitmaps.Release) await counts.AddAsync(c, -1, ct).ConfigureAwait(false);
+                foreach (var (c, _) in bitmaps.Assigned) await counts.AddAsync(c, +1, ct).ConfigureAwait(false);
+                await bitmaps.WriteAsync((bytes, offset, token) => region.WriteAsync(bytes, offset, token), ct).ConfigureAwait(false);
+            }
             var newL1 = await BuildActiveTreeAsync(request, plan, counts, region, l2, ct).ConfigureAwait(false);
 
             await region.WriteAsync(newL1, plan.L1Cluster << _layout.ClusterBits, ct).ConfigureAwait(false);
@@ -81,6 +93,11 @@ internal sealed class MetadataRewrite
             _header.RefcountTableClusters = (uint)plan.RefcountTableClusters;
             _header.NbSnapshots = (uint)request.Snapshots.Count;
             _header.SnapshotsOffset = request.Snapshots.Count == 0 ? 0 : plan.SnapshotTableCluster << _layout.ClusterBits;
+            if (bitmaps?.Extension is { } extension)
+            {
+                int i = _header.Extensions.FindIndex(e => e.Type == HeaderExtensionType.Bitmaps);
+                _header.Extensions[i] = extension.ToExtension();
+            }
             await ImageOpener.WriteHeaderAsync(_file, _header, ct).ConfigureAwait(false); // writes, then fsync
             return _header;
         }
