@@ -376,6 +376,42 @@ public sealed class DirtyBitmapTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(100 * MiB, (await server.Api.ListBitmapsAsync(name)).Single().DirtyBytes);
     }
 
+    [Fact]
+    public async Task A_bitmap_too_large_for_the_memory_budget_is_refused_clearly_and_its_image_stays_readable()
+    {
+        await using var server = await ServerProcess.StartAsync(new ServerOptions
+        {
+            Environment = new Dictionary<string, string> { ["Storage__MetadataCacheBytesPerImage"] = (16 * MiB).ToString() },
+        });
+        const string name = "huge";
+        long size = 2L << 40; // 2 TiB: 64 MiB of bits at 4 KiB, 4 MiB at 64 KiB
+        await server.Api.CreateAsync(name, size);
+        using (var refused = await server.Client.PostAsJsonAsync($"images/{name}/bitmaps", new { name = "fine", granularity = 4096 }))
+        {
+            Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
+            Assert.Contains("Storage:MetadataCacheBytesPerImage", await refused.Content.ReadAsStringAsync());
+        }
+        Assert.Equal(64 * KiB, (await server.Api.AddBitmapAsync(name, "coarse")).Granularity);
+        await server.Api.CloseAsync(name);
+
+        // One QEMU made, too large to keep here: the image is read, writes are refused (422) and QEMU's bitmap stays valid.
+        string path = server.ImagePath(name);
+        Qemu.AddBitmap(path, "qemu-fine", granularity: 4096);
+        Assert.Equal(new byte[4096], await server.Api.GetRangeAsync(name, 1 * MiB, 4096));
+        using (var put = new HttpRequestMessage(HttpMethod.Put, $"images/{name}/data") { Content = new ByteArrayContent(new byte[512]) })
+        {
+            put.Content.Headers.ContentRange = new ContentRangeHeaderValue(0, 511);
+            using var refused = await server.Client.SendAsync(put);
+            Assert.Equal(HttpStatusCode.UnprocessableEntity, refused.StatusCode);
+            Assert.Contains("bitmaps need", await refused.Content.ReadAsStringAsync());
+        }
+        await server.Api.CloseAsync(name);
+        Assert.True(Qemu.Check(path).IsClean);
+        var flags = Qemu.Info(path).GetProperty("format-specific").GetProperty("data").GetProperty("bitmaps").EnumerateArray()
+            .Select(b => b.GetProperty("flags").EnumerateArray().Select(f => f.GetString()).ToList()).ToList();
+        Assert.All(flags, f => Assert.DoesNotContain("in-use", f));
+    }
+
     private static byte[] Bytes(long length, int seed)
     {
         var bytes = new byte[length];

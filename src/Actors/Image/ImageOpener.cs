@@ -185,10 +185,14 @@ internal static class ImageOpener
         {
             long bitmapBytes = storedBitmaps.Entries.Where(e => !e.InUse).Sum(e => PersistentBitmap.MemoryFor(header.Size, e.GranularityBits));
             if (fixedBytes + bitmapBytes + 8L * cs > reservation.Budget.PerImageBytes)
-                throw new ImageException(ImageError.Unsupported,
-                    $"image '{image}' has persistent bitmaps needing {bitmapBytes} bytes of memory beside {fixedBytes} bytes of tables, more than the "
-                    + $"per-image metadata budget (Storage:MetadataCacheBytesPerImage, {reservation.Budget.PerImageBytes} bytes) leaves room for; "
-                    + "raise it, or remove bitmaps with qemu-img bitmap --remove", "metadata budget");
+            {
+                // Too large to keep up to date here: the image is served read-only and its bitmaps stay as QEMU left them.
+                writeRefusal ??= new ImageRefusal("metadata budget",
+                    $"the image's persistent bitmaps need {bitmapBytes} bytes of memory beside {fixedBytes} bytes of tables, more than the per-image "
+                    + $"metadata budget (Storage:MetadataCacheBytesPerImage, {reservation.Budget.PerImageBytes} bytes) leaves room for: writes are refused "
+                    + "so the bitmaps stay valid; raise the budget, or remove bitmaps with qemu-img bitmap --remove");
+                storedBitmaps = storedBitmaps with { Entries = [.. storedBitmaps.Entries.Select(e => e with { Flags = e.Flags | BitmapFlags.InUse })] };
+            }
             bitmaps = await BitmapLoader.LoadAsync(file, header, storedBitmaps, bytes => reservation.TakeAsync(bytes, waitLimit, image, ct), ct).ConfigureAwait(false);
             // QEMU's order: in_use is durable before the first write after open.
             if (writeRefusal is null && violation is null && bitmaps.Exists(b => b.Consistent))

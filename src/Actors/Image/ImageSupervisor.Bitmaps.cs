@@ -108,6 +108,15 @@ internal sealed partial class ImageSupervisor
             return;
         }
         long memory = _bitmaps.MemoryFor(a.GranularityBits);
+        if (_cache.UsedBytes - _cache.CleanBytes - _cache.DirtyBytes + memory + 8L * _layout.ClusterSize > _budget.PerImageBytes)
+        {
+            // More than the image's budget can ever hold beside its tables: not worth waiting for.
+            Sender.Tell(new Status.Failure(new ImageException(ImageError.Conflict,
+                $"image '{_name}': a bitmap of granularity {1L << a.GranularityBits} needs {memory} bytes of memory, more than the per-image metadata "
+                + $"budget (Storage:MetadataCacheBytesPerImage, {_budget.PerImageBytes} bytes) leaves beside the image's tables and other bitmaps; "
+                + "use a coarser granularity", "metadata budget")));
+            return;
+        }
         if (!_cache.TryReserve(memory, ReserveFor.Request))
         {
             Sender.Tell(new Status.Failure(new ImageException(ImageError.Unavailable,
