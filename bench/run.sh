@@ -34,7 +34,7 @@ BENCH_SPARSE_WRITTEN=${BENCH_SPARSE_WRITTEN:-$d_sparse_written}  # data scattere
 BENCH_MULTI_COUNTS=${BENCH_MULTI_COUNTS:-1 100 1000}    # images open at once (phase 7)
 BENCH_MULTI_IMAGE_SIZE=${BENCH_MULTI_IMAGE_SIZE:-4M}    # each of those images, fully allocated
 BENCH_STRIDED_COUNT=${BENCH_STRIDED_COUNT:-32768}       # writes of the strided-write comparison
-BENCH_PHASES=${BENCH_PHASES:-seqread randread compare upload randput strided scale multi compressed subclusters backing}
+BENCH_PHASES=${BENCH_PHASES:-seqread randread compare upload randput strided scale multi compressed subclusters backing bitmaps}
 BENCH_WORK_ROOT=${BENCH_WORK_ROOT:-$BENCH_DIR/work}     # big temporary files go here
 BENCH_KEEP=${BENCH_KEEP:-0}                             # 1: keep the work directory
 BENCH_NO_BUILD=${BENCH_NO_BUILD:-0}                     # 1: use the server dll as it is
@@ -854,6 +854,99 @@ phase_backing() {
     add_row "random 4 KiB GET, depth-3 backing chain" req/s "$a" "$b" "same disk, flattened" "$(ratio_of "$a" "$b")" ">=" 0.8 ">= 0.8x the flattened image" "${chain[*]}" "${flat[*]}"
     record_rss "backing chain"
     stop_server
+}
+
+# ---------------------------------------------------------------------------------------------
+# 12. Dirty bitmaps and checksums (issue 15)
+# ---------------------------------------------------------------------------------------------
+
+# Seconds of one GET URL (the body discarded); empty on failure.
+time_get() { curl -fsS -o /dev/null -w '%{time_total}' "$1" || true; }
+
+# The in-memory speed of the checksum's BLAKE2b on these cores (BenchmarkDotNet, 4 MiB blocks), bytes/s.
+blake2b_bytes_per_second() {
+    local dir=$WORK/bdn mean
+    (cd "$REPO" && dotnet build "$BENCH_PROJECT" -c Release -nologo -v quiet >"$WORK/bdn-build.log" 2>&1) || { fail "building the benchmarks"; return 0; }
+    (cd "$dir" 2>/dev/null || mkdir -p "$dir" && cd "$dir" &&
+        dotnet "$BENCH_PROJECT/bin/Release/net10.0/QcowActors.Benchmarks.dll" --filter '*Blake2bBenchmarks*' --job short \
+            --exporters json --artifacts "$dir" >"$WORK/bdn.log" 2>&1) || { fail "BenchmarkDotNet BLAKE2b (see $WORK/bdn.log)"; return 0; }
+    mean=$(jq -r '.Benchmarks[0].Statistics.Mean' "$dir"/results/*Blake2b*-report-full-compressed.json 2>/dev/null)  # nanoseconds
+    [[ -n $mean && $mean != null ]] || { fail "no BLAKE2b mean in $dir/results"; return 0; }
+    calc "%.0f" "4194304 / ($mean / 1e9)"
+}
+
+phase_bitmaps() {
+    section "12a. random 4 KiB PUTs with one enabled bitmap vs without (wrk), req/s"
+    cp "$STORE/bench.qcow2" "$STORE/putplain.qcow2"
+    cp "$STORE/bench.qcow2" "$STORE/putbitmap.qcow2"
+    start_server bitmaps
+    curl -fsS -o /dev/null -X POST "$OURS/images/putbitmap/bitmaps" -H 'Content-Type: application/json' -d '{"name":"b"}' ||
+        { fail "POST /images/putbitmap/bitmaps"; return 0; }
+    local plain=() marked=() i r rps p50 p99
+    wrk_run "$BENCH_WRK_WARMUP" random-put.lua "$OURS/images/putplain/data?flush=n" "size=$SIZE" >/dev/null
+    wrk_run "$BENCH_WRK_WARMUP" random-put.lua "$OURS/images/putbitmap/data?flush=n" "size=$SIZE" >/dev/null
+    for ((i = 1; i <= BENCH_RUNS; i++)); do
+        r=$(wrk_run "$BENCH_WRK_DURATION" random-put.lua "$OURS/images/putplain/data?flush=n" "size=$SIZE")
+        if [[ -n $r ]]; then read -r rps p50 p99 <<<"$r"; plain+=("$rps"); log "  run $i/$BENCH_RUNS  no bitmap   $rps req/s  p50 $p50 ms  p99 $p99 ms"; fi
+        r=$(wrk_run "$BENCH_WRK_DURATION" random-put.lua "$OURS/images/putbitmap/data?flush=n" "size=$SIZE")
+        if [[ -n $r ]]; then read -r rps p50 p99 <<<"$r"; marked+=("$rps"); log "  run $i/$BENCH_RUNS  one bitmap  $rps req/s  p50 $p50 ms  p99 $p99 ms"; fi
+    done
+    local mp mm
+    mp=$(median "${plain[@]}") mm=$(median "${marked[@]}")
+    add_row "random 4 KiB PUT, one enabled bitmap" req/s "$mm" "$mp" "without bitmap" "$(ratio_of "$mm" "$mp")" ">=" 0.9 ">= 0.9x without" "${marked[*]}" "${plain[*]}" \
+        "allocated $BENCH_SIZE image, ?flush=n"
+    stop_server
+    rm -f "$STORE/putplain.qcow2" "$STORE/putbitmap.qcow2"
+
+    section "12b. dirty extents of a 1 TiB disk with 10,000 scattered dirty ranges"
+    local img=$STORE/dirty.qcow2 cold warm=() secs count
+    qemu-img create -q -f qcow2 "$img" 1T
+    qemu-img bitmap --add "$img" b
+    # qemu-io marks the enabled persistent bitmap and stores it at exit.
+    awk 'BEGIN { srand(11); for (i = 0; i < 10000; i++) printf "write -q %.0f 4096\n", int(rand() * 268435455) * 4096 }' |
+        qemu-io -t unsafe -f qcow2 "$img" >/dev/null
+    start_server dirty
+    cold=$(time_get "$OURS/images/dirty/data/extents?context=dirty&bitmap=b")
+    for ((i = 1; i <= 5; i++)); do
+        secs=$(time_get "$OURS/images/dirty/data/extents?context=dirty&bitmap=b")
+        if [[ -n $secs ]]; then warm+=("$(calc "%.1f" "$secs * 1000")"); fi
+    done
+    count=$(curl -fsS "$OURS/images/dirty/data/extents?context=dirty&bitmap=b" | jq '[.[] | select(.dirty)] | length')
+    log "  first request (opens the image, loads the bitmap): $(calc "%.1f" "${cold:-0} * 1000") ms; then ${warm[*]} ms; $count dirty extents"
+    add_row "dirty extents, 1 TiB disk, 10,000 dirty ranges" ms "$(median "${warm[@]}")" 200 "limit" \
+        "$(ratio_of "$(median "${warm[@]}")" 200)" "<=" 1 "< 200 ms" "${warm[*]}" "" "open image; first request $(calc "%.0f" "${cold:-0} * 1000") ms; $count dirty extents"
+    record_rss "dirty extents of a 1 TiB disk"
+    stop_server
+    rm -f "$img"
+
+    section "12c. GET …/checksum (blake2b, 4 MiB blocks) vs BLAKE2b in memory; sparse vs allocated"
+    local inmem
+    inmem=$(blake2b_bytes_per_second)
+    log "  BLAKE2b in memory (BenchmarkDotNet, one core): $(calc "%.0f" "${inmem:-0} / 1e6") MB/s"
+    [[ -f $STORE/sparse.qcow2 ]] || make_sparse
+    qemu-img create -q -f qcow2 -o preallocation=full "$STORE/dense.qcow2" "$SPARSE_WRITTEN"
+    start_server checksum
+    local full=() sparse=() dense=() bps=()
+    time_get "$OURS/images/bench/data/checksum" >/dev/null
+    local a d sp
+    for ((i = 1; i <= BENCH_RUNS; i++)); do
+        a=$(time_get "$OURS/images/bench/data/checksum")
+        if [[ -n $a ]]; then full+=("$a"); bps+=("$(calc "%.0f" "$SIZE / $a")"); fi
+        d=$(time_get "$OURS/images/dense/data/checksum")
+        if [[ -n $d ]]; then dense+=("$d"); fi
+        sp=$(time_get "$OURS/images/sparse/data/checksum")
+        if [[ -n $sp ]]; then sparse+=("$sp"); fi
+        log "  run $i/$BENCH_RUNS  $BENCH_SIZE allocated ${a:-?} s  $BENCH_SPARSE_WRITTEN allocated ${d:-?} s  $BENCH_SPARSE_SIZE sparse with $BENCH_SPARSE_WRITTEN written ${sp:-?} s"
+    done
+    local mb
+    mb=$(median "${bps[@]}")
+    add_row "checksum, $BENCH_SIZE allocated" B/s "$mb" "$inmem" "BLAKE2b in memory" "$(ratio_of "$mb" "$inmem")" ">=" 0.8 ">= 0.8x in-memory" "${bps[*]}" "$inmem" \
+        "BenchmarkDotNet, 4 MiB blocks, one core"
+    add_row "checksum time, $BENCH_SPARSE_SIZE sparse ($BENCH_SPARSE_WRITTEN written)" s "$(median "${sparse[@]}")" "$(median "${dense[@]}")" "$BENCH_SPARSE_WRITTEN allocated" \
+        "$(ratio_of "$(median "${sparse[@]}")" "$(median "${dense[@]}")")" "<=" 1.2 "<= 1.2x" "${sparse[*]}" "${dense[*]}" "zero blocks cost no read"
+    record_rss "checksums"
+    stop_server
+    rm -f "$STORE/dense.qcow2"
 }
 
 # ---------------------------------------------------------------------------------------------
