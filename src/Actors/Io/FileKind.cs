@@ -50,6 +50,29 @@ public static partial class FileKind
         }
     }
 
+    /// <summary>
+    /// The names an open descriptor's file still has (st_nlink: a 64-bit word at offset 16 on x86-64,
+    /// 32 bits at 20 on the generic layout); 0 once it was unlinked. -1 when unknown.
+    /// </summary>
+    public static long LinkCount(SafeFileHandle handle)
+    {
+        if (!OperatingSystem.IsLinux()) return -1;
+        Span<byte> buffer = stackalloc byte[StatBufferBytes];
+        bool added = false;
+        try
+        {
+            handle.DangerousAddRef(ref added);
+            if (FStat((int)handle.DangerousGetHandle(), buffer) != 0) return -1;
+            return RuntimeInformation.ProcessArchitecture == Architecture.X64
+                ? (long)BitConverter.ToUInt64(buffer[16..])
+                : BitConverter.ToUInt32(buffer[20..]);
+        }
+        finally
+        {
+            if (added) handle.DangerousRelease();
+        }
+    }
+
     /// <summary>Why an entry that is not a regular file is not an image, or null for a regular file (or a missing one).</summary>
     public static string? NotAnImage(FileKindValue kind) => kind switch
     {

@@ -40,6 +40,9 @@ public sealed class RandomAccessImageFile : IImageFile
         {
             // Checked again on the descriptor: the entry may have been replaced since the lstat.
             if (FileKind.NotAnImage(FileKind.Of(_handle)) is { } replaced) throw new NotAnImageFileException(path, replaced);
+            // open() and flock() are two calls: a DELETE elsewhere may take the lock, unlink the file and
+            // let go in between. Writes acknowledged into an unlinked file would be lost: it is gone.
+            if (FileKind.LinkCount(_handle) == 0) throw new FileNotFoundException($"the image file was deleted while it was being opened", path);
             QemuPermissionLocks.Acquire(_handle, path, writable);
         }
         catch
