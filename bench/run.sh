@@ -563,10 +563,9 @@ qemu_bench_iops() {
     calc "%.0f" "$BENCH_STRIDED_COUNT / $secs"
 }
 
-# ----- PLACEHOLDER: engine strided 4 KiB allocating writes (IOPS) ------------------------------
-# Runs bench/QcowActors.Benchmarks (written separately) if it exists and knows --strided-writes:
-#   dotnet run -c Release --project bench/QcowActors.Benchmarks -- --strided-writes DIR [COUNT]
-# which must print a line containing "iops=N". Otherwise prints "not available" and the row is n/a.
+# ----- engine strided 4 KiB allocating writes (IOPS), without HTTP ------------------------------
+# bench/QcowActors.Benchmarks --strided-writes DIR [COUNT] (StridedWrites.cs) prints "iops=N"; a
+# build of it that cannot run (or lacks the mode) makes the row n/a rather than stopping the run.
 engine_available() {
     [[ -f $BENCH_PROJECT/QcowActors.Benchmarks.csproj ]] &&
         grep -rqs -- '--strided-writes' "$BENCH_PROJECT" --include='*.cs' &&

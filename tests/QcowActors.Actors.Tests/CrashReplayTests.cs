@@ -265,6 +265,13 @@ public sealed class CrashReplayTests(ITestOutputHelper output) : EngineTestBase(
         await Service.ResizeAsync(name, 6L << 20, default); // the bitmaps rewritten for the new size by the shadow commit
         await WriteSomeAsync(3);
         await CloseAsync();
+        // A checkpoint: bitmap c1 and snapshot c1 in one shadow commit; c1 starts empty.
+        await Service.AddBitmapAsync(name, "c1", 4096, enabled: true, checkpoint: true, default);
+        marks["c1"] = [];
+        stored["c1"] = [(Recorder.Ops.Count, "")];
+        live.Add("c1");
+        await WriteSomeAsync(3);
+        await CloseAsync();
 
         var ops = Recorder.Ops;
         var fsyncs = ops.Select((op, i) => (op, i)).Where(x => x.op is RecordingFileSystem.FsyncOp).Select(x => x.i).ToList();

@@ -412,6 +412,51 @@ public sealed class DirtyBitmapTests(ITestOutputHelper output) : IDisposable
         Assert.All(flags, f => Assert.DoesNotContain("in-use", f));
     }
 
+    [Fact]
+    public async Task Bad_bitmap_requests_get_clear_problems_and_the_image_stays_served()
+    {
+        await using var server = await ServerProcess.StartAsync();
+        Qemu.CreateQcow2(server.ImagePath("old"), 16 * MiB, compat: "0.10");
+        await server.Api.CreateAsync("img", 16 * MiB);
+        await server.Api.AddBitmapAsync("img", "taken");
+
+        async Task ExpectAsync(HttpResponseMessage response, HttpStatusCode status, string detail)
+        {
+            using (response)
+            {
+                string body = await response.Content.ReadAsStringAsync();
+                Assert.True(response.StatusCode == status, $"{(int)response.StatusCode} {body}");
+                Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+                Assert.Contains(detail, body);
+            }
+        }
+        await ExpectAsync(await server.Client.PostAsJsonAsync("images/old/bitmaps", new { name = "b" }), HttpStatusCode.Conflict, "compat=1.1");
+        await ExpectAsync(await server.Client.PostAsJsonAsync("images/img/bitmaps", new { name = "taken" }), HttpStatusCode.Conflict, "already has a bitmap");
+        await ExpectAsync(await server.Client.PostAsJsonAsync("images/img/bitmaps", new { name = "a/b" }), HttpStatusCode.BadRequest, "'/'");
+        await ExpectAsync(await server.Client.PostAsJsonAsync("images/img/bitmaps", new { name = new string('x', 1024) }), HttpStatusCode.BadRequest, "1023");
+        await ExpectAsync(await server.Client.PostAsJsonAsync("images/img/bitmaps", new { name = "g", granularity = 3000 }), HttpStatusCode.BadRequest, "power of two");
+        await ExpectAsync(await server.Client.PostAsJsonAsync("images/img/bitmaps", new { name = "g", granularity = 4L << 20 }), HttpStatusCode.BadRequest, "2 MiB");
+        await ExpectAsync(await server.Client.PostAsJsonAsync("images/img/bitmaps", new { name = "g", enabled = "yes" }), HttpStatusCode.BadRequest, "enabled");
+        await ExpectAsync(await server.Client.PostAsJsonAsync("images/img/bitmaps", new { name = "g", colour = 1 }), HttpStatusCode.BadRequest, "colour");
+        await ExpectAsync(await server.Client.DeleteAsync("images/img/bitmaps/missing"), HttpStatusCode.NotFound, "no bitmap named 'missing'");
+        await ExpectAsync(await server.Client.PatchAsJsonAsync("images/img/bitmaps/taken", new { op = "merge" }), HttpStatusCode.BadRequest, "clear");
+        await ExpectAsync(await server.Client.PatchAsJsonAsync("images/img/bitmaps/taken", new { }), HttpStatusCode.BadRequest, "nothing to change");
+        await ExpectAsync(await server.Client.GetAsync("images/img/data/extents?context=dirty&bitmap=missing"), HttpStatusCode.NotFound, "missing");
+        await ExpectAsync(await server.Client.GetAsync("images/img/data/extents?context=dirty"), HttpStatusCode.NotFound, "bitmap=NAME");
+        await ExpectAsync(await server.Client.GetAsync("images/img/bitmaps/taken/data/extents?context=dirty&snapshot=nope"), HttpStatusCode.NotFound, "nope");
+        await ExpectAsync(await server.Client.GetAsync("images/img/bitmaps/taken/data/extents?context=other"), HttpStatusCode.BadRequest, "context");
+        await ExpectAsync(await server.Client.PostAsJsonAsync("images/img/tickets", new { scope = "write", bitmap = "taken" }), HttpStatusCode.BadRequest, "read");
+        await ExpectAsync(await server.Client.PostAsJsonAsync("images/img/tickets", new { scope = "read", bitmap = "missing" }), HttpStatusCode.NotFound, "missing");
+
+        // A name with a space and non-ASCII letters: one path segment, escaped.
+        var odd = await server.Api.AddBitmapAsync("img", "nightly backup é");
+        Assert.Equal("nightly backup é", odd.Name);
+        Assert.Equal(0, (await server.Api.GetDirtyExtentsAsync($"images/img/bitmaps/{Uri.EscapeDataString(odd.Name)}/data/extents?context=dirty")).Count(e => e.Dirty));
+        Assert.Equal(new byte[512], await server.Api.GetRangeAsync("img", 0, 512));
+        await server.Api.CloseAsync("img");
+        Assert.True(Qemu.Check(server.ImagePath("img")).IsClean);
+    }
+
     private static byte[] Bytes(long length, int seed)
     {
         var bytes = new byte[length];

@@ -167,14 +167,17 @@ internal sealed partial class ImageSupervisor
     {
         try
         {
+            // Will the header cluster hold the new extension? Tried on the header, then put back.
             var scratch = new byte[_layout.ClusterSize];
             var saved = _header.Extensions.ToList();
-            SetBitmapsExtension(plan.Extension ?? (BitmapsExtension?)null, dryRun: true);
+            ulong autoclear = _header.AutoclearFeatures;
+            SetBitmapsExtension(plan.Extension, dryRun: true);
             try { _header.WriteTo(scratch); }
             finally
             {
                 _header.Extensions.Clear();
                 _header.Extensions.AddRange(saved);
+                _header.AutoclearFeatures = autoclear;
             }
         }
         catch (QcowFormatException e)
@@ -193,6 +196,12 @@ internal sealed partial class ImageSupervisor
             catch (ImageException x)
             {
                 Failed(waiter, undo, x);
+                return;
+            }
+            catch (FenceViolationException v)
+            {
+                MarkCorrupt(v.Message);
+                Failed(waiter, undo, Corruption.WriteRefused(_name, v.Message));
                 return;
             }
             if (taken is null)
@@ -264,20 +273,16 @@ internal sealed partial class ImageSupervisor
         else Self.Tell(next.Message, next.Sender);
     }
 
-    /// <summary>The header names the directory (autoclear bit 0 set with it), or no longer has the extension.</summary>
+    /// <summary>The header names the directory (autoclear bit 0 set with it), or no longer has the extension (nor the bit).</summary>
     private void SetBitmapsExtension(BitmapsExtension? extension, bool dryRun)
     {
-        int i = _header.Extensions.FindIndex(e => e.Type == HeaderExtensionType.Bitmaps);
-        if (extension is { } ext)
+        if (extension is { } ext) BitmapKeeper.SetExtension(_header, ext);
+        else
         {
-            // First among the extensions: right after the fixed fields, so later changes stay inside the first sector.
-            if (i >= 0) _header.Extensions[i] = ext.ToExtension();
-            else _header.Extensions.Insert(0, ext.ToExtension());
+            _header.Extensions.RemoveAll(e => e.Type == HeaderExtensionType.Bitmaps);
+            _header.AutoclearFeatures &= ~FeatureBits.AutoclearBitmaps;
         }
-        else if (i >= 0) _header.Extensions.RemoveAt(i);
         if (dryRun) return;
-        if (extension is null) _header.AutoclearFeatures &= ~FeatureBits.AutoclearBitmaps;
-        else _header.AutoclearFeatures |= FeatureBits.AutoclearBitmaps;
         _counting.HeaderDirty = true;
         _headerAreaDirty = true;
     }

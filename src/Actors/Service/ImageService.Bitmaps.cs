@@ -6,8 +6,8 @@ namespace QcowActors.Actors.Service;
 
 /// <summary>
 /// Persistent dirty bitmaps: listing and changing them goes to the image's supervisor under a gate
-/// entry; a checkpoint is a bitmap added, then an internal snapshot of the same name (the image is
-/// closed for it, so every write before it is in the snapshot and every write after it in the new bitmap).
+/// entry; a checkpoint (a bitmap and an internal snapshot of the same name) is a maintenance operation,
+/// one shadow commit with the image closed.
 /// </summary>
 public sealed partial class ImageService
 {
@@ -28,30 +28,25 @@ public sealed partial class ImageService
         if (granularityProblem is not null) throw new ImageException(ImageError.InvalidArgument, granularityProblem);
         if (checkpoint && SnapshotNames.Validate(bitmap) is { } snapshotProblem)
             throw new ImageException(ImageError.InvalidArgument, $"a checkpoint's snapshot takes the bitmap's name: {snapshotProblem}");
-        BitmapInfo info;
         var (handle, token) = await EnterAsync(name, ct).ConfigureAwait(false);
         using (token)
         {
             ThrowIfRefused(handle, write: true);
             if (handle.VirtualSize == 0) throw new ImageException(ImageError.Conflict, $"image '{name}' has a disk of 0 bytes: a bitmap would track nothing");
-            if (checkpoint && SnapshotNames.Find(await ReadSnapshotsAsync(handle, ct).ConfigureAwait(false), bitmap) is not null)
-                throw new ImageException(ImageError.AlreadyExists, $"image '{name}' already has a snapshot named '{bitmap}', which the checkpoint would take");
-            // Not cancellable: once asked, the bitmap is added; the answer says so.
-            info = await handle.AskAsync<BitmapInfo>(new AddBitmap(handle.Image, bitmap, bits, enabled), AskTimeout, CancellationToken.None).ConfigureAwait(false);
+            if (handle.Version < 3)
+                throw new ImageException(ImageError.Conflict, $"image '{name}' is a version 2 (compat=0.10) image, which cannot hold persistent bitmaps; "
+                    + "qemu-img amend -o compat=1.1 upgrades it");
+            if (!checkpoint)
+            {
+                // Not cancellable: once asked, the bitmap is added; the answer says so.
+                return await handle.AskAsync<BitmapInfo>(new AddBitmap(handle.Image, bitmap, bits, enabled), AskTimeout, CancellationToken.None).ConfigureAwait(false);
+            }
+            if ((await handle.AskAsync<BitmapList>(new ListBitmaps(handle.Image), AskTimeout, ct).ConfigureAwait(false)).Bitmaps.Any(b => b.Name == bitmap))
+                throw new ImageException(ImageError.AlreadyExists, $"image '{name}' already has a bitmap named '{bitmap}'");
         }
-        if (!checkpoint) return info;
-        try
-        {
-            await CreateSnapshotAsync(name, bitmap, ct).ConfigureAwait(false);
-        }
-        catch
-        {
-            // No checkpoint without its snapshot: the bitmap goes too (best effort; its absence is safe).
-            try { await RemoveBitmapAsync(name, bitmap, CancellationToken.None).ConfigureAwait(false); }
-            catch (ImageException) { }
-            throw;
-        }
-        return info;
+        // The bitmap and its snapshot in one shadow commit, with the image closed: every write acknowledged
+        // before is in the snapshot, every write after is marked in the bitmap, and a crash leaves both or neither.
+        return await MaintainAsync<BitmapInfo>(name, new Image.Maintenance.CreateCheckpointOperation(bitmap, bits, enabled), ct).ConfigureAwait(false);
     }
 
     public async Task<BitmapInfo> RemoveBitmapAsync(string name, string bitmap, CancellationToken ct)

@@ -70,6 +70,19 @@ internal sealed class BitmapKeeper
         }
     }
 
+    /// <summary>
+    /// Puts the extension in the header: in place when it is there (same size, so only its own bytes
+    /// change), else after the other extensions, so none of them moves (a torn header write then
+    /// leaves the old extensions intact) — only the backing file name, stored after them, does.
+    /// </summary>
+    public static void SetExtension(QcowHeader header, BitmapsExtension extension)
+    {
+        int i = header.Extensions.FindIndex(e => e.Type == HeaderExtensionType.Bitmaps);
+        if (i >= 0) header.Extensions[i] = extension.ToExtension();
+        else header.Extensions.Add(extension.ToExtension());
+        header.AutoclearFeatures |= FeatureBits.AutoclearBitmaps;
+    }
+
     /// <summary>Bytes of memory a new bitmap of this granularity holds.</summary>
     public long MemoryFor(int granularityBits) => PersistentBitmap.MemoryFor(_diskSize, granularityBits);
 

@@ -14,3 +14,9 @@ public sealed record RevertSnapshotOperation(string IdOrName) : MaintenanceOpera
 
 /// <summary>Reply: <see cref="Service.ImageInfo"/> at the new size.</summary>
 public sealed record ResizeOperation(long NewSize) : MaintenanceOperation;
+
+/// <summary>
+/// A checkpoint: a persistent bitmap and an internal snapshot of the same name, in one header write —
+/// every write before it is in the snapshot, every write after it in the bitmap. Reply: <see cref="BitmapInfo"/>.
+/// </summary>
+public sealed record CreateCheckpointOperation(string Name, int GranularityBits, bool Enabled) : MaintenanceOperation;

@@ -59,6 +59,17 @@ internal static class MaintenanceRunner
                     var after = await rewrite.RunAsync(request, ct).ConfigureAwait(false);
                     return SnapshotInfo.From(created, after.Size);
                 }
+                case CreateCheckpointOperation c:
+                {
+                    var (request, _) = ops.Create(c.Name, DateTimeOffset.UtcNow);
+                    var bitmaps = (await CheckpointBitmapsAsync(name, file, header, stored, c, budget, waitLimit, ct).ConfigureAwait(false))!;
+                    try
+                    {
+                        await rewrite.RunAsync(request, ct, bitmaps.Plan).ConfigureAwait(false);
+                        return new BitmapInfo(c.Name, 1L << c.GranularityBits, c.Enabled, true, 0);
+                    }
+                    finally { budget.Release(bitmaps.Memory); }
+                }
                 case DeleteSnapshotOperation d:
                 {
                     var (request, deleted) = ops.Delete(d.IdOrName);
@@ -102,42 +113,72 @@ internal static class MaintenanceRunner
         }
     }
 
-    private sealed record ResizedBitmaps(Bitmaps.BitmapStorePlan Plan, long Memory);
+    private sealed record RewrittenBitmaps(Bitmaps.BitmapStorePlan Plan, long Memory);
 
     /// <summary>
     /// A bitmap's table is sized for the disk: when the size changes, each consistent bitmap is
     /// rewritten for the new size — its bits kept (the grown part clean, as QEMU grows them), or all
     /// set after a revert — and an in-use one is kept as it is (QEMU does not size-check those).
-    /// Null when nothing changes. The bits' memory is reserved in the budget first.
+    /// Null when nothing changes.
     /// </summary>
-    private static async Task<ResizedBitmaps?> ResizedBitmapsAsync(IImageFile file, QcowHeader header, Bitmaps.StoredBitmaps? stored, long newSize,
+    private static Task<RewrittenBitmaps?> ResizedBitmapsAsync(IImageFile file, QcowHeader header, Bitmaps.StoredBitmaps? stored, long newSize,
         bool allDirty, MetadataBudget budget, TimeSpan waitLimit, CancellationToken ct)
     {
-        if (stored is null || newSize == header.Size || stored.Entries.All(e => e.InUse)) return null;
+        if (stored is null || newSize == header.Size || stored.Entries.All(e => e.InUse)) return Task.FromResult<RewrittenBitmaps?>(null);
         if (newSize == 0)
             throw new ImageException(ImageError.Conflict, "the disk would be 0 bytes: remove its persistent bitmaps first (a bitmap of no bytes cannot be stored)");
-        long memory = stored.Entries.Where(e => !e.InUse)
-            .Sum(e => Bitmaps.PersistentBitmap.MemoryFor(header.Size, e.GranularityBits) + Bitmaps.PersistentBitmap.MemoryFor(newSize, e.GranularityBits));
+        return RewriteBitmapsAsync(file, header, stored, newSize, bits =>
+        {
+            if (!allDirty) return bits.Resized(newSize, markGrownDirty: false);
+            var all = new DirtyBits(newSize, bits.GranularityBits);
+            all.SetAll();
+            return all;
+        }, added: null, budget, waitLimit, ct)!;
+    }
+
+    /// <summary>
+    /// Every consistent bitmap written anew (its bits from <paramref name="bitsFor"/>), an in-use one
+    /// kept, and <paramref name="added"/> after them: the plan a shadow commit carries out. The bits'
+    /// memory is reserved in the budget first; the caller releases <see cref="RewrittenBitmaps.Memory"/>.
+    /// </summary>
+    private static async Task<RewrittenBitmaps?> RewriteBitmapsAsync(IImageFile file, QcowHeader header, Bitmaps.StoredBitmaps? stored, long newSize,
+        Func<DirtyBits, DirtyBits> bitsFor, Bitmaps.PersistentBitmap? added, MetadataBudget budget, TimeSpan waitLimit, CancellationToken ct)
+    {
+        long memory = (stored?.Entries ?? []).Where(e => !e.InUse)
+            .Sum(e => Bitmaps.PersistentBitmap.MemoryFor(header.Size, e.GranularityBits) + Bitmaps.PersistentBitmap.MemoryFor(newSize, e.GranularityBits))
+            + (added?.MemoryBytes ?? 0);
         if (!await budget.ReserveAsync(memory, waitLimit, ct).ConfigureAwait(false))
-            throw new ImageException(ImageError.Unavailable, "the metadata cache (Storage:MetadataCacheBytesTotal) stayed full while the bitmaps were resized; try again");
+            throw new ImageException(ImageError.Unavailable, "the metadata cache (Storage:MetadataCacheBytesTotal) stayed full while the bitmaps were rewritten; try again");
         try
         {
-            var loaded = await Bitmaps.BitmapLoader.LoadAsync(file, header, stored, _ => Task.CompletedTask, ct).ConfigureAwait(false);
-            var resized = loaded.Select(b =>
-            {
-                if (b.Bits is null) return b;
-                var bits = allDirty ? new DirtyBits(newSize, b.GranularityBits) : b.Bits.Resized(newSize, markGrownDirty: false);
-                if (allDirty) bits.SetAll();
-                return new Bitmaps.PersistentBitmap(b.Name, b.GranularityBits, b.Enabled, bits, b.ExtraData) { Stored = b.Stored, StoredClusters = b.StoredClusters };
-            }).ToList();
-            var keeper = new Bitmaps.BitmapKeeper(header.Layout, newSize, resized, ImageOpener.ClustersOf(stored.Extension, header.ClusterBits));
-            return new ResizedBitmaps(keeper.Plan(closing: true), memory);
+            var loaded = stored is null ? [] : await Bitmaps.BitmapLoader.LoadAsync(file, header, stored, _ => Task.CompletedTask, ct).ConfigureAwait(false);
+            var bitmaps = loaded.Select(b => b.Bits is null ? b
+                : new Bitmaps.PersistentBitmap(b.Name, b.GranularityBits, b.Enabled, bitsFor(b.Bits), b.ExtraData) { Stored = b.Stored, StoredClusters = b.StoredClusters })
+                .ToList();
+            if (added is not null) bitmaps.Add(added);
+            var keeper = new Bitmaps.BitmapKeeper(header.Layout, newSize, bitmaps, stored is null ? [] : ImageOpener.ClustersOf(stored.Extension, header.ClusterBits));
+            return new RewrittenBitmaps(keeper.Plan(closing: true), memory);
         }
         catch
         {
             budget.Release(memory);
             throw;
         }
+    }
+
+    /// <summary>A checkpoint's bitmap: refused like an add (name taken, too many, a v2 image, an empty disk), then planned with every other bitmap.</summary>
+    private static Task<RewrittenBitmaps?> CheckpointBitmapsAsync(string name, IImageFile file, QcowHeader header, Bitmaps.StoredBitmaps? stored,
+        CreateCheckpointOperation c, MetadataBudget budget, TimeSpan waitLimit, CancellationToken ct)
+    {
+        if (header.Version < 3)
+            throw new ImageException(ImageError.Conflict, $"image '{name}' is a version 2 (compat=0.10) image, which cannot hold persistent bitmaps; qemu-img amend -o compat=1.1 upgrades it");
+        if (header.Size == 0) throw new ImageException(ImageError.Conflict, $"image '{name}' has a disk of 0 bytes: a bitmap would track nothing");
+        if (stored is not null && stored.Entries.Any(e => e.Name == c.Name))
+            throw new ImageException(ImageError.AlreadyExists, $"image '{name}' already has a bitmap named '{c.Name}'");
+        if (stored is not null && stored.Entries.Count >= BitmapLimits.MaxBitmaps)
+            throw new ImageException(ImageError.Conflict, $"image '{name}' has {stored.Entries.Count} bitmaps, the most a qcow2 image may hold");
+        var added = new Bitmaps.PersistentBitmap(c.Name, c.GranularityBits, c.Enabled, new DirtyBits(header.Size, c.GranularityBits), []);
+        return RewriteBitmapsAsync(file, header, stored, header.Size, bits => bits, added, budget, waitLimit, ct);
     }
 
     /// <summary>The largest L1 the operation may build (reserved before the tables are read).</summary>

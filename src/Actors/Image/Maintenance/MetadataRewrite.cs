@@ -93,11 +93,7 @@ internal sealed class MetadataRewrite
             _header.RefcountTableClusters = (uint)plan.RefcountTableClusters;
             _header.NbSnapshots = (uint)request.Snapshots.Count;
             _header.SnapshotsOffset = request.Snapshots.Count == 0 ? 0 : plan.SnapshotTableCluster << _layout.ClusterBits;
-            if (bitmaps?.Extension is { } extension)
-            {
-                int i = _header.Extensions.FindIndex(e => e.Type == HeaderExtensionType.Bitmaps);
-                _header.Extensions[i] = extension.ToExtension();
-            }
+            if (bitmaps?.Extension is { } extension) Bitmaps.BitmapKeeper.SetExtension(_header, extension);
             await ImageOpener.WriteHeaderAsync(_file, _header, ct).ConfigureAwait(false); // writes, then fsync
             return _header;
         }
