@@ -76,9 +76,7 @@ internal sealed partial class ImageSupervisor
         return null;
     }
 
-    private ImageException Inconsistent(PersistentBitmap b)
-        => new(ImageError.Conflict, $"bitmap '{b.Name}' of image '{_name}' is inconsistent: the image was not closed cleanly while it tracked "
-            + "writes, so its bits cannot be trusted; take a full backup and delete it");
+    private ImageException Inconsistent(PersistentBitmap b) => BitmapKeeper.Inconsistent(_name, b.Name);
 
     private void Change(ChangeBitmap c)
     {

@@ -83,9 +83,7 @@ public sealed partial class ImageService
             ThrowIfRefused(handle, write: false);
             found = await handle.AskAsync<BitmapBits>(new GetBitmapBits(handle.Image, bitmap), AskTimeout, ct).ConfigureAwait(false);
         }
-        if (found.Bits is not { } bits)
-            throw new ImageException(ImageError.Conflict, $"bitmap '{bitmap}' of image '{name}' is inconsistent: the image was not closed cleanly while it "
-                + "tracked writes, so its bits cannot be trusted; take a full backup and delete it");
+        if (found.Bits is not { } bits) throw BitmapKeeper.Inconsistent(name, bitmap);
         if (snapshot is null) return DirtyExtentMerger.MergeAsync(await GetExtentsAsync(name, ct).ConfigureAwait(false), bits, ct);
         var view = await OpenSnapshotAsync(name, snapshot, ct).ConfigureAwait(false);
         await view.DisposeAsync().ConfigureAwait(false); // checked; the enumeration holds its own gate entry

@@ -83,6 +83,11 @@ internal sealed class BitmapKeeper
         header.AutoclearFeatures |= FeatureBits.AutoclearBitmaps;
     }
 
+    /// <summary>What a request that needs an inconsistent bitmap's bits answers (409).</summary>
+    public static Service.ImageException Inconsistent(string image, string bitmap)
+        => new(Service.ImageError.Conflict, $"bitmap '{bitmap}' of image '{image}' is inconsistent: the image was not closed cleanly while it tracked "
+            + "writes, so its bits cannot be trusted; take a full backup and delete it");
+
     /// <summary>Bytes of memory a new bitmap of this granularity holds.</summary>
     public long MemoryFor(int granularityBits) => PersistentBitmap.MemoryFor(_diskSize, granularityBits);
 

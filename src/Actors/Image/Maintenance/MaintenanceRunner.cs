@@ -166,13 +166,13 @@ internal static class MaintenanceRunner
         }
     }
 
-    /// <summary>A checkpoint's bitmap: refused like an add (name taken, too many, a v2 image, an empty disk), then planned with every other bitmap.</summary>
+    /// <summary>
+    /// A checkpoint's bitmap: refused like an add (the service checked the version and size under its
+    /// gate entry; a name taken or too many bitmaps are checked here, on the file), then planned with every other bitmap.
+    /// </summary>
     private static Task<RewrittenBitmaps?> CheckpointBitmapsAsync(string name, IImageFile file, QcowHeader header, Bitmaps.StoredBitmaps? stored,
         CreateCheckpointOperation c, MetadataBudget budget, TimeSpan waitLimit, CancellationToken ct)
     {
-        if (header.Version < 3)
-            throw new ImageException(ImageError.Conflict, $"image '{name}' is a version 2 (compat=0.10) image, which cannot hold persistent bitmaps; qemu-img amend -o compat=1.1 upgrades it");
-        if (header.Size == 0) throw new ImageException(ImageError.Conflict, $"image '{name}' has a disk of 0 bytes: a bitmap would track nothing");
         if (stored is not null && stored.Entries.Any(e => e.Name == c.Name))
             throw new ImageException(ImageError.AlreadyExists, $"image '{name}' already has a bitmap named '{c.Name}'");
         if (stored is not null && stored.Entries.Count >= BitmapLimits.MaxBitmaps)
