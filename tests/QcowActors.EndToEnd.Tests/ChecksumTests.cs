@@ -15,7 +15,7 @@ public sealed class ChecksumTests(ServerFixture fixture) : IClassFixture<ServerF
     private readonly TempDirectory _scratch = new("e2e-checksum");
 
     /// <summary>hex(H(H(b0) ‖ H(b1) ‖ …)) of a raw file, by Python (BLAKE2 with 32-byte digests).</summary>
-    private static string Expected(string rawPath, string algorithm, int blockSize)
+    internal static string Expected(string rawPath, string algorithm, int blockSize)
     {
         string script = $$"""
             import hashlib, sys

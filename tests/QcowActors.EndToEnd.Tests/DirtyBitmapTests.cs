@@ -301,17 +301,26 @@ public sealed class DirtyBitmapTests(ITestOutputHelper output) : IDisposable
         Assert.True(copied > 0 && copied <= dirtyBytes);
         Assert.True(copied < size / 8, $"copied {copied} bytes: not incremental");
 
-        // The copy is the checkpoint B2, byte for byte.
+        // The copy is the checkpoint B2, byte for byte; the transfer URL's checksum (imageio's) says so too.
         string b2 = _scratch.File("b2.raw");
         Qemu.ConvertToRaw(server.ImagePath(name), b2, snapshotName: "B2");
         var compare = Qemu.Compare(copy, b2, "-f", "raw", "-F", "raw");
         Assert.True(compare.Identical, compare.ToString());
+        using (var sum = await server.Client.GetAsync(transfer + "/checksum?snapshot=B2"))
+        {
+            Assert.Equal(HttpStatusCode.OK, sum.StatusCode);
+            string checksum = JsonDocument.Parse(await sum.Content.ReadAsStringAsync()).RootElement.GetProperty("checksum").GetString()!;
+            Assert.Equal(ChecksumTests.Expected(copy, "blake2b", 4 * 1024 * 1024), checksum);
+        }
 
         // The same extents through a read ticket for B1 at checkpoint B2 (what an imageio client is handed).
         var ticket = await server.Api.CreateTicketAsync(name, "read", bitmap: "B1", snapshot: "B2");
         var viaTicket = await server.Api.GetDirtyExtentsAsync(ticket.Url.TrimStart('/') + "/extents?context=dirty");
         Assert.Equal(await server.Api.GetDirtyExtentsAsync(transfer + "/extents?context=dirty&snapshot=B2"), viaTicket); // the writers have stopped
         Assert.Equal(await GetRangeAsync(server, transfer + "?snapshot=B2", 0, 1 * MiB), await GetRangeAsync(server, ticket.Url.TrimStart('/'), 0, 1 * MiB));
+        using (var viaTicketSum = await server.Client.GetAsync(ticket.Url.TrimStart('/') + "/checksum"))
+        using (var direct = await server.Client.GetAsync(transfer + "/checksum?snapshot=B2"))
+            Assert.Equal(await direct.Content.ReadAsStringAsync(), await viaTicketSum.Content.ReadAsStringAsync());
         using (var put = new HttpRequestMessage(HttpMethod.Put, ticket.Url.TrimStart('/')) { Content = new ByteArrayContent(new byte[512]) })
         using (var refused = await server.Client.SendAsync(put))
             Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);

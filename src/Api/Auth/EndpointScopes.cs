@@ -38,6 +38,7 @@ internal static class EndpointScopes
         new("HEAD", "/images/{name}/bitmaps/{bitmap}/data", Scope.Read),
         new("OPTIONS", "/images/{name}/bitmaps/{bitmap}/data", Scope.Read),
         new("GET", "/images/{name}/bitmaps/{bitmap}/data/extents", Scope.Read),
+        new("GET", "/images/{name}/bitmaps/{bitmap}/data/checksum", Scope.Read),
         // Transfer tickets (issue 14, mapped by another part of it): made and revoked with a write
         // token; their data URLs take no token, the unguessable ticket id is the authorisation.
         new("POST", "/images/{name}/tickets", Scope.Write),

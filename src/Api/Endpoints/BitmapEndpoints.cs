@@ -17,7 +17,8 @@ namespace QcowActors.Api.Endpoints;
 /// </summary>
 internal static class BitmapEndpoints
 {
-    private static readonly ImageioEndpoints.Capabilities ReadOnlyTransfer = new(["extents"], 8, 0);
+    /// <summary>As imageio answers for a read ticket: checksum and extents, no zero or flush.</summary>
+    private static readonly ImageioEndpoints.Capabilities ReadOnlyTransfer = new(["checksum", "extents"], 8, 0);
     public const string AllowedDataMethods = "OPTIONS,GET,HEAD";
 
     public static void MapBitmaps(this IEndpointRouteBuilder routes)
@@ -78,7 +79,7 @@ internal static class BitmapEndpoints
 
         bitmaps.MapMethods("/{bitmap}/data", [HttpMethods.Options], OptionsAsync)
             .WithName("BitmapDiskCapabilities")
-            .WithSummary("imageio capabilities of the bitmap's transfer URL (read-only: extents)")
+            .WithSummary("imageio capabilities of the bitmap's transfer URL (read-only: checksum, extents)")
             .Produces<ImageioEndpoints.Capabilities>(StatusCodes.Status200OK)
             .ProducesProblems(400, 404, 409, 503)
             .WithResponseHeader("Allow", $"\"{AllowedDataMethods}\"", 200);
@@ -90,6 +91,25 @@ internal static class BitmapEndpoints
             .WithQueryParameter("snapshot", "The checkpoint's disk instead (its zero extents; the bitmap's dirty bits).")
             .Produces<DirtyExtent[]>(StatusCodes.Status200OK)
             .ProducesProblems(400, 404, 409, 422, 503);
+
+        bitmaps.MapGet("/{bitmap}/data/checksum", ChecksumAsync)
+            .WithName("BitmapDiskChecksum")
+            .WithSummary("Checksum of the disk, or of the checkpoint's disk, as ovirt-imageio computes it (to verify a copy)")
+            .WithQueryParameter("snapshot", "The checkpoint's disk instead.")
+            .WithQueryParameter("algorithm", "blake2b (default) or another of /images/{name}/data/checksum/algorithms.")
+            .WithQueryParameter("block_size", "Bytes per block: a multiple of 4096 up to 16 MiB (default 4194304).")
+            .Produces<ChecksumEndpoints.ChecksumResult>(StatusCodes.Status200OK)
+            .ProducesProblems(400, 404, 409, 422, 503);
+    }
+
+    private static async Task<IResult> ChecksumAsync(string name, string bitmap, HttpContext context, [FromServices] IImageService images)
+    {
+        if (ImageName.Validate(name) is { } error)
+            return ApiProblems.BadRequest(error);
+        await FindAsync(images, name, bitmap, context.RequestAborted);
+        if (Snapshot(context) is not { } snapshot) return await ChecksumEndpoints.DiskChecksumAsync(name, context, images);
+        await using SnapshotView view = await images.OpenSnapshotAsync(name, snapshot, context.RequestAborted);
+        return await ChecksumEndpoints.SnapshotChecksumAsync(context, view);
     }
 
     private static async Task<IResult> ListAsync(string name, HttpContext context, [FromServices] IImageService images)

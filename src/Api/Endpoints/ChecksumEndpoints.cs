@@ -49,18 +49,46 @@ internal static class ChecksumEndpoints
     {
         if (ImageName.Validate(name) is { } error)
             return ApiProblems.BadRequest(error);
-        string algorithm = context.Request.Query["algorithm"].ToString() is { Length: > 0 } a ? a : BlockChecksum.DefaultAlgorithm;
-        if (BlockChecksum.Create(algorithm) is not { } final)
-            return ApiProblems.BadRequest($"algorithm '{algorithm}' is not supported: use one of {string.Join(", ", BlockChecksum.Names)}");
-        long blockSize = BlockChecksum.DefaultBlockSize;
-        if (context.Request.Query["block_size"].ToString() is { Length: > 0 } text && !long.TryParse(text, System.Globalization.NumberStyles.None, null, out blockSize))
-            return ApiProblems.BadRequest($"block_size must be a number of bytes, not '{text}'");
-        if (BlockChecksum.CheckBlockSize(blockSize) is { } sizeError)
-            return ApiProblems.BadRequest(sizeError);
-
+        var (query, queryError) = ParseQuery(context);
+        if (queryError is not null)
+            return ApiProblems.BadRequest(queryError);
         CancellationToken ct = context.RequestAborted;
         long size = (await images.GetInfoAsync(name, ct)).VirtualSize;
-        await using var extents = (await images.GetExtentsAsync(name, ct)).GetAsyncEnumerator(ct);
+        return await ComputeAsync(query, size, await images.GetExtentsAsync(name, ct), (offset, length, token) => images.PlanReadAsync(name, offset, length, token), ct);
+    }
+
+    /// <summary>The checksum of a snapshot's disk (a checkpoint read through a bitmap's transfer URL).</summary>
+    internal static async Task<IResult> SnapshotChecksumAsync(HttpContext context, SnapshotView view)
+    {
+        var (query, queryError) = ParseQuery(context);
+        if (queryError is not null)
+            return ApiProblems.BadRequest(queryError);
+        return await ComputeAsync(query, view.VirtualSize, view.GetExtentsAsync(context.RequestAborted), view.PlanReadAsync, context.RequestAborted);
+    }
+
+    /// <summary>The image's checksum, for another route serving the image's disk.</summary>
+    internal static Task<IResult> DiskChecksumAsync(string name, HttpContext context, IImageService images) => ChecksumAsync(name, context, images);
+
+    private readonly record struct ChecksumQuery(string Algorithm, int BlockSize);
+
+    /// <summary>algorithm and block_size as imageio takes them, or why either is refused.</summary>
+    private static (ChecksumQuery Query, string? Error) ParseQuery(HttpContext context)
+    {
+        string algorithm = context.Request.Query["algorithm"].ToString() is { Length: > 0 } a ? a : BlockChecksum.DefaultAlgorithm;
+        if (BlockChecksum.Create(algorithm) is null)
+            return (default, $"algorithm '{algorithm}' is not supported: use one of {string.Join(", ", BlockChecksum.Names)}");
+        long blockSize = BlockChecksum.DefaultBlockSize;
+        if (context.Request.Query["block_size"].ToString() is { Length: > 0 } text && !long.TryParse(text, System.Globalization.NumberStyles.None, null, out blockSize))
+            return (default, $"block_size must be a number of bytes, not '{text}'");
+        return BlockChecksum.CheckBlockSize(blockSize) is { } sizeError ? (default, sizeError) : (new ChecksumQuery(algorithm, (int)blockSize), null);
+    }
+
+    private static async Task<IResult> ComputeAsync(ChecksumQuery query, long size, IAsyncEnumerable<DiskExtent> allExtents,
+        Func<long, long, CancellationToken, Task<DiskReadPlan>> planRead, CancellationToken ct)
+    {
+        var (algorithm, blockSize) = query;
+        var final = BlockChecksum.Create(algorithm)!;
+        await using var extents = allExtents.GetAsyncEnumerator(ct);
         bool hasExtent = await extents.MoveNextAsync();
         var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: 1 << 20, resumeWriterThreshold: 512 << 10));
         for (long start = 0; start < size; start += blockSize)
@@ -78,16 +106,17 @@ internal static class ChecksumEndpoints
             }
             byte[] blockDigest = zero
                 ? BlockChecksum.ZeroBlockDigest(algorithm, length)
-                : await HashRangeAsync(images, name, start, length, BlockChecksum.Create(algorithm)!, pipe, ct);
+                : await HashRangeAsync(planRead, start, length, BlockChecksum.Create(algorithm)!, pipe, ct);
             final.BlockUpdate(blockDigest, 0, blockDigest.Length);
         }
-        return TypedResults.Ok(new ChecksumResult(algorithm, (int)blockSize, Convert.ToHexStringLower(BlockChecksum.Finish(final))));
+        return TypedResults.Ok(new ChecksumResult(algorithm, blockSize, Convert.ToHexStringLower(BlockChecksum.Finish(final))));
     }
 
     /// <summary>Streams one block through the digest: the pipe holds at most 1 MiB of it.</summary>
-    private static async Task<byte[]> HashRangeAsync(IImageService images, string name, long offset, int length, IDigest digest, Pipe pipe, CancellationToken ct)
+    private static async Task<byte[]> HashRangeAsync(Func<long, long, CancellationToken, Task<DiskReadPlan>> planRead, long offset, int length,
+        IDigest digest, Pipe pipe, CancellationToken ct)
     {
-        await using var plan = await images.PlanReadAsync(name, offset, length, ct);
+        await using var plan = await planRead(offset, length, ct);
         var copy = CopyAsync(plan, pipe.Writer, ct);
         while (true)
         {

@@ -42,9 +42,9 @@ internal sealed class TicketPaths(RequestDelegate next, TicketStore tickets)
         context.Features.Set(new TicketAccess(id, ticket, context.Request.Path));
         if (ticket.Bitmap is { } bitmap)
         {
-            if (suffix is not ("/data" or "/data/extents"))
+            if (suffix is not ("/data" or "/data/extents" or "/data/checksum"))
             {
-                await Problem(context, StatusCodes.Status404NotFound, "a bitmap's transfer ticket serves /tickets/{id}/data and /tickets/{id}/data/extents only");
+                await Problem(context, StatusCodes.Status404NotFound, "a bitmap's transfer ticket serves /tickets/{id}/data, …/data/extents and …/data/checksum only");
                 return;
             }
             context.Request.Path = $"/images/{ticket.Image}/bitmaps/{bitmap}{suffix}";
