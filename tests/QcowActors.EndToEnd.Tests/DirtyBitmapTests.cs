@@ -466,6 +466,45 @@ public sealed class DirtyBitmapTests(ITestOutputHelper output) : IDisposable
         Assert.True(Qemu.Check(server.ImagePath("img")).IsClean);
     }
 
+    [Fact]
+    public async Task An_in_use_bitmap_claiming_a_gigabyte_table_is_refused_without_reading_it_and_other_images_are_served()
+    {
+        await using var server = await ServerProcess.StartAsync();
+        string path = server.ImagePath("claims");
+        Qemu.CreateQcow2(path, 64 * MiB);
+        Qemu.AddBitmap(path, "b");
+        // The first directory entry: in use (QEMU does not size-check those) with a table of 2^27 - 1 entries (1 GiB).
+        using (var file = new FileStream(path, FileMode.Open, FileAccess.ReadWrite))
+        {
+            var header = new byte[4096];
+            file.ReadExactly(header);
+            int at = (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(100)); // header_length
+            long directory = -1;
+            while (System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(at)) is var type and not 0)
+            {
+                int length = (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(at + 4));
+                if (type == 0x23852875) directory = (long)System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(header.AsSpan(at + 8 + 16));
+                at += 8 + (length + 7) / 8 * 8;
+            }
+            Assert.True(directory > 0, "no bitmaps extension found");
+            var patch = new byte[8];
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(patch, 0x07FF_FFFF);
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(patch.AsSpan(4), 3); // in_use | auto
+            file.Position = directory + 8;
+            file.Write(patch);
+        }
+        await server.Api.CreateAsync("neighbour", 1 * MiB);
+
+        using (var response = await server.Client.GetAsync("images/claims/bitmaps"))
+        {
+            string body = await response.Content.ReadAsStringAsync();
+            Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
+            Assert.Contains("bitmap_table_size", body); // QEMU's limit on one table; the sum of all is checked against the file and the budget too
+        }
+        Assert.Equal(new byte[4096], await server.Api.GetRangeAsync("neighbour", 0, 4096));
+        Assert.True(server.PeakRssBytes() < 600L * 1024 * 1024, $"peak RSS {server.PeakRssBytes() >> 20} MiB: the claimed table was read");
+    }
+
     private static byte[] Bytes(long length, int seed)
     {
         var bytes = new byte[length];

@@ -146,7 +146,7 @@ internal static class ImageOpener
         bool unclean = FileKind.Of(markerPath) != FileKindValue.Missing;
         bool dirty = (header.IncompatibleFeatures & FeatureBits.IncompatibleDirty) != 0;
         // Bitmaps QEMU would refuse (a bad extension, directory or table) fail the open, as in QEMU.
-        var storedBitmaps = dataRefusal is null ? await BitmapLoader.ReadDirectoryAsync(file, header, ct).ConfigureAwait(false) : null;
+        var storedBitmaps = dataRefusal is null ? await BitmapLoader.ReadDirectoryAsync(file, header, ct, reservation.Budget.PerImageBytes).ConfigureAwait(false) : null;
         if (storedBitmaps is null && writeRefusal is null) header.Extensions.RemoveAll(e => e.Type == HeaderExtensionType.Bitmaps); // stale: QEMU ignores it too
         var fences = new MetadataClusters(layout.ClusterBits);
         string? violation = await FenceAsync(file, header, l1, refTable, fences, fileClusters, ct, storedBitmaps).ConfigureAwait(false);

@@ -43,7 +43,11 @@ internal sealed record StoredBitmaps(BitmapsExtension Extension, IReadOnlyList<B
 internal static class BitmapLoader
 {
     /// <summary>The stored bitmaps, or null when the image has none (or a writer without bitmap support cleared autoclear bit 0: QEMU ignores them then).</summary>
-    public static async Task<StoredBitmaps?> ReadDirectoryAsync(IImageFile file, QcowHeader header, CancellationToken ct)
+    /// <param name="maxTableBytes">
+    /// The most the tables may claim together (the per-image budget): they are read whole, and an
+    /// in-use bitmap's table is not size-checked, so a hostile file could claim gigabytes.
+    /// </param>
+    public static async Task<StoredBitmaps?> ReadDirectoryAsync(IImageFile file, QcowHeader header, CancellationToken ct, long maxTableBytes = long.MaxValue)
     {
         if (header.FindExtension(HeaderExtensionType.Bitmaps) is not { } raw) return null;
         if ((header.AutoclearFeatures & FeatureBits.AutoclearBitmaps) == 0) return null;
@@ -52,6 +56,10 @@ internal static class BitmapLoader
         var directory = new byte[extension.DirectorySize];
         await file.ReadAsync(directory, extension.DirectoryOffset, ct).ConfigureAwait(false);
         var entries = BitmapDirectory.Parse(directory, extension.Count, header.Size, header.ClusterBits, length);
+        long tableBytes = entries.Sum(e => (long)e.TableSize * 8);
+        if (tableBytes > length || tableBytes > maxTableBytes)
+            throw new QcowFormatException(QcowProblem.LimitExceeded, "bitmap_table_size",
+                $"the bitmap tables claim {tableBytes} bytes together, more than {(tableBytes > length ? $"the file's {length}" : $"the per-image metadata budget's {maxTableBytes}")}");
         var tables = new List<ulong[]>(entries.Count);
         foreach (var e in entries)
         {

@@ -48,7 +48,7 @@ internal static class MaintenanceRunner
                     header.Layout.ClustersFor(file.Length), ct).ConfigureAwait(false) is { } violation)
                 throw new ImageException(ImageError.Unsupported,
                     $"image '{name}' has corrupt metadata ({violation}); repair it with qemu-img check -r all", Corruption.Feature);
-            var stored = await Bitmaps.BitmapLoader.ReadDirectoryAsync(file, header, ct).ConfigureAwait(false);
+            var stored = await Bitmaps.BitmapLoader.ReadDirectoryAsync(file, header, ct, budget.PerImageBytes).ConfigureAwait(false);
             var rewrite = new MetadataRewrite(file, header, l1, refTable, tableBytes);
             var ops = new MaintenancePlans(name, file, header, l1, snapshots);
             switch (operation)
