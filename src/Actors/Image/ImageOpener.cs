@@ -184,16 +184,17 @@ internal static class ImageOpener
         if (storedBitmaps is not null)
         {
             long bitmapBytes = storedBitmaps.Entries.Where(e => !e.InUse).Sum(e => PersistentBitmap.MemoryFor(header.Size, e.GranularityBits));
-            if (fixedBytes + bitmapBytes + 8L * cs > reservation.Budget.PerImageBytes)
+            bool tooLarge = fixedBytes + bitmapBytes + 8L * cs > reservation.Budget.PerImageBytes;
+            if (tooLarge)
             {
                 // Too large to keep up to date here: the image is served read-only and its bitmaps stay as QEMU left them.
                 writeRefusal ??= new ImageRefusal("metadata budget",
                     $"the image's persistent bitmaps need {bitmapBytes} bytes of memory beside {fixedBytes} bytes of tables, more than the per-image "
                     + $"metadata budget (Storage:MetadataCacheBytesPerImage, {reservation.Budget.PerImageBytes} bytes) leaves room for: writes are refused "
                     + "so the bitmaps stay valid; raise the budget, or remove bitmaps with qemu-img bitmap --remove");
-                storedBitmaps = storedBitmaps with { Entries = [.. storedBitmaps.Entries.Select(e => e with { Flags = e.Flags | BitmapFlags.InUse })] };
             }
-            bitmaps = await BitmapLoader.LoadAsync(file, header, storedBitmaps, bytes => reservation.TakeAsync(bytes, waitLimit, image, ct), ct).ConfigureAwait(false);
+            bitmaps = await BitmapLoader.LoadAsync(file, header, storedBitmaps, bytes => reservation.TakeAsync(bytes, waitLimit, image, ct), ct,
+                withBits: !tooLarge).ConfigureAwait(false);
             // QEMU's order: in_use is durable before the first write after open.
             if (writeRefusal is null && violation is null && bitmaps.Exists(b => b.Consistent))
                 await BitmapLoader.MarkInUseAsync(file, storedBitmaps, bitmaps, ct).ConfigureAwait(false);
@@ -206,7 +207,7 @@ internal static class ImageOpener
             File = file, Header = header, L1 = l1, Backing = backing, RefcountTable = refTable, RefcountBlocks = scan.Kept,
             EndCluster = fileClusters, Free = scan.Free, Fences = fences, ReservedBytes = reservation.Bytes,
             DataRefusal = dataRefusal, WriteRefusal = writeRefusal, Violation = violation ?? scan.Violation, Repaired = repaired,
-            Bitmaps = bitmaps, BitmapDirectory = storedBitmaps is null ? [] : ClustersOf(storedBitmaps.Extension, layout.ClusterBits),
+            Bitmaps = bitmaps, BitmapDirectory = storedBitmaps?.DirectoryClusters(layout.ClusterBits) ?? [],
         };
     }
 
@@ -305,11 +306,19 @@ internal static class ImageOpener
 
     internal static async Task WriteHeaderAsync(IImageFile file, QcowHeader header, CancellationToken ct)
     {
+        await file.WriteAsync(HeaderCluster(header), 0, ct).ConfigureAwait(false);
+        await file.FlushAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The header, its extensions and backing file name as the whole first cluster: a shorter header
+    /// must not leave stale extension bytes behind. Throws when they do not fit the cluster.
+    /// </summary>
+    internal static byte[] HeaderCluster(QcowHeader header)
+    {
         var cluster = new byte[header.ClusterSize];
         header.WriteTo(cluster);
-        // The whole first cluster: a shorter header must not leave stale extension bytes behind.
-        await file.WriteAsync(cluster, 0, ct).ConfigureAwait(false);
-        await file.FlushAsync(ct).ConfigureAwait(false);
+        return cluster;
     }
 
     internal static async Task<ulong[]> ReadTableAsync(IImageFile file, long offset, long entries, CancellationToken ct)
@@ -355,15 +364,6 @@ internal static class ImageOpener
         if (!writable)
             return new("read-only file", "the image file is not writable by the server");
         return null;
-    }
-
-    /// <summary>The clusters a bitmap directory occupies.</summary>
-    internal static long[] ClustersOf(BitmapsExtension extension, int clusterBits)
-    {
-        long first = extension.DirectoryOffset >> clusterBits, last = (extension.DirectoryOffset + extension.DirectorySize - 1) >> clusterBits;
-        var clusters = new long[last - first + 1];
-        for (long c = first; c <= last; c++) clusters[c - first] = c;
-        return clusters;
     }
 
     private sealed record Scan(FreeClusters Free, Dictionary<long, byte[]> Kept, string? Violation);

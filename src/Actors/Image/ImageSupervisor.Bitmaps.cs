@@ -24,13 +24,6 @@ internal sealed partial class ImageSupervisor
     private sealed record BitmapsWriteFailed(BitmapStorePlan Plan, object? Waiter, Action? Undo, Exception Cause);
     private sealed record StoreAtClose;
 
-    private byte[] HeaderCluster()
-    {
-        var cluster = new byte[_layout.ClusterSize];
-        _header.WriteTo(cluster);
-        return cluster;
-    }
-
     private BitmapInfo InfoOf(PersistentBitmap b)
         => new(b.Name, b.Granularity, b.Enabled, b.Consistent, b.Bits is { } bits ? Math.Min(bits.CountSet() * b.Granularity, _header.Size) : 0);
 
@@ -42,7 +35,7 @@ internal sealed partial class ImageSupervisor
                 Sender.Tell(new BitmapList([.. _bitmaps.All.Select(InfoOf)]));
                 return true;
             case GetBitmapBits g:
-                if (FindBitmap(g.Name) is { } found) Sender.Tell(new BitmapBits(InfoOf(found), found.Bits));
+                if (FindBitmap(g.Name) is { } found) Sender.Tell(new BitmapBits(found.Bits));
                 return true;
             case ChangeBitmap c:
                 Change(c);
@@ -166,11 +159,10 @@ internal sealed partial class ImageSupervisor
         try
         {
             // Will the header cluster hold the new extension? Tried on the header, then put back.
-            var scratch = new byte[_layout.ClusterSize];
             var saved = _header.Extensions.ToList();
             ulong autoclear = _header.AutoclearFeatures;
             SetBitmapsExtension(plan.Extension, dryRun: true);
-            try { _header.WriteTo(scratch); }
+            try { ImageOpener.HeaderCluster(_header); }
             finally
             {
                 _header.Extensions.Clear();

@@ -77,7 +77,7 @@ internal sealed partial class ImageSupervisor
             if (s._counting.HeaderDirty)
             {
                 metadata.HeaderArea = s._headerAreaDirty;
-                metadata.Header = s._headerAreaDirty ? s.HeaderCluster() : s._header.FixedFields();
+                metadata.Header = s._headerAreaDirty ? ImageOpener.HeaderCluster(s._header) : s._header.FixedFields();
             }
             s._counting.HeaderDirty = false;
             s._headerAreaDirty = false;

@@ -90,6 +90,9 @@ public interface IImageService
     /// <summary>Enables or disables a bitmap and/or clears it.</summary>
     Task<Image.BitmapInfo> ChangeBitmapAsync(string name, string bitmap, bool? enabled, bool clear, CancellationToken ct);
 
+    /// <summary>404 unless the image has this bitmap (no count of its bits: cheap enough for every request of its transfer URL).</summary>
+    Task RequireBitmapAsync(string name, string bitmap, CancellationToken ct);
+
     /// <summary>imageio's dirty extents of a bitmap over the whole disk, or over a snapshot's disk.</summary>
     Task<IAsyncEnumerable<DirtyExtent>> GetDirtyExtentsAsync(string name, string bitmap, string? snapshot, CancellationToken ct);
 }

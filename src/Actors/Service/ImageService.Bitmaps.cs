@@ -76,18 +76,24 @@ public sealed partial class ImageService
     /// </summary>
     public async Task<IAsyncEnumerable<DirtyExtent>> GetDirtyExtentsAsync(string name, string bitmap, string? snapshot, CancellationToken ct)
     {
-        var (handle, token) = await EnterAsync(name, ct).ConfigureAwait(false);
-        BitmapBits found;
-        using (token)
-        {
-            ThrowIfRefused(handle, write: false);
-            found = await handle.AskAsync<BitmapBits>(new GetBitmapBits(handle.Image, bitmap), AskTimeout, ct).ConfigureAwait(false);
-        }
-        if (found.Bits is not { } bits) throw BitmapKeeper.Inconsistent(name, bitmap);
+        if (await BitsOfAsync(name, bitmap, ct).ConfigureAwait(false) is not { } bits) throw BitmapKeeper.Inconsistent(name, bitmap);
         if (snapshot is null) return DirtyExtentMerger.MergeAsync(await GetExtentsAsync(name, ct).ConfigureAwait(false), bits, ct);
         var view = await OpenSnapshotAsync(name, snapshot, ct).ConfigureAwait(false);
         await view.DisposeAsync().ConfigureAwait(false); // checked; the enumeration holds its own gate entry
         return DirtyExtentMerger.MergeAsync(view.GetExtentsAsync(ct), bits, ct);
+    }
+
+    public async Task RequireBitmapAsync(string name, string bitmap, CancellationToken ct) => await BitsOfAsync(name, bitmap, ct).ConfigureAwait(false);
+
+    /// <summary>The bitmap's bits (null when inconsistent); 404 for an unknown bitmap.</summary>
+    private async Task<DirtyBits?> BitsOfAsync(string name, string bitmap, CancellationToken ct)
+    {
+        var (handle, token) = await EnterAsync(name, ct).ConfigureAwait(false);
+        using (token)
+        {
+            ThrowIfRefused(handle, write: false);
+            return (await handle.AskAsync<BitmapBits>(new GetBitmapBits(handle.Image, bitmap), AskTimeout, ct).ConfigureAwait(false)).Bits;
+        }
     }
 
     /// <summary>Before a revert replaces the disk: every bitmap's bits set (each block may differ now).</summary>

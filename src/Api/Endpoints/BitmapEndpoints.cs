@@ -106,8 +106,8 @@ internal static class BitmapEndpoints
     {
         if (ImageName.Validate(name) is { } error)
             return ApiProblems.BadRequest(error);
-        await FindAsync(images, name, bitmap, context.RequestAborted);
-        if (Snapshot(context) is not { } snapshot) return await ChecksumEndpoints.DiskChecksumAsync(name, context, images);
+        await images.RequireBitmapAsync(name, bitmap, context.RequestAborted);
+        if (Snapshot(context) is not { } snapshot) return await ChecksumEndpoints.ChecksumAsync(name, context, images);
         await using SnapshotView view = await images.OpenSnapshotAsync(name, snapshot, context.RequestAborted);
         return await ChecksumEndpoints.SnapshotChecksumAsync(context, view);
     }
@@ -227,7 +227,7 @@ internal static class BitmapEndpoints
         if (ImageName.Validate(name) is { } error)
             return ApiProblems.BadRequest(error);
         CancellationToken ct = context.RequestAborted;
-        await FindAsync(images, name, bitmap, ct);
+        await images.RequireBitmapAsync(name, bitmap, ct);
         if (Snapshot(context) is { } snapshot)
         {
             await using SnapshotView view = await images.OpenSnapshotAsync(name, snapshot, ct);
@@ -241,7 +241,7 @@ internal static class BitmapEndpoints
     {
         if (ImageName.Validate(name) is { } error)
             return ApiProblems.BadRequest(error);
-        await FindAsync(images, name, bitmap, context.RequestAborted);
+        await images.RequireBitmapAsync(name, bitmap, context.RequestAborted);
         if (Snapshot(context) is { } snapshot)
             await using (await images.OpenSnapshotAsync(name, snapshot, context.RequestAborted)) { }
         context.Response.Headers.Allow = AllowedDataMethods;
@@ -257,7 +257,7 @@ internal static class BitmapEndpoints
         switch ((string?)context.Request.Query["context"])
         {
             case null or "" or "zero":
-                await FindAsync(images, name, bitmap, ct);
+                await images.RequireBitmapAsync(name, bitmap, ct);
                 if (snapshot is null) return TypedResults.Ok(await images.GetExtentsAsync(name, ct));
                 SnapshotView view = await images.OpenSnapshotAsync(name, snapshot, ct);
                 await view.DisposeAsync();

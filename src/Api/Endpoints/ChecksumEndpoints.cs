@@ -45,7 +45,7 @@ internal static class ChecksumEndpoints
 
     public sealed record AlgorithmList(IReadOnlyList<string> Algorithms);
 
-    private static async Task<IResult> ChecksumAsync(string name, HttpContext context, [FromServices] IImageService images)
+    internal static async Task<IResult> ChecksumAsync(string name, HttpContext context, [FromServices] IImageService images)
     {
         if (ImageName.Validate(name) is { } error)
             return ApiProblems.BadRequest(error);
@@ -65,9 +65,6 @@ internal static class ChecksumEndpoints
             return ApiProblems.BadRequest(queryError);
         return await ComputeAsync(query, view.VirtualSize, view.GetExtentsAsync(context.RequestAborted), view.PlanReadAsync, context.RequestAborted);
     }
-
-    /// <summary>The image's checksum, for another route serving the image's disk.</summary>
-    internal static Task<IResult> DiskChecksumAsync(string name, HttpContext context, IImageService images) => ChecksumAsync(name, context, images);
 
     private readonly record struct ChecksumQuery(string Algorithm, int BlockSize);
 

@@ -25,7 +25,6 @@ internal sealed class BitmapKeeper
 
     public List<PersistentBitmap> All { get; }
     public DirtyTracking Tracking { get; } = new();
-    public long MemoryBytes => All.Sum(b => b.MemoryBytes);
 
     public PersistentBitmap? Find(string name) => All.Find(b => b.Name == name);
 

@@ -4,20 +4,22 @@ using QcowActors.Format;
 
 namespace QcowActors.Actors.Image.Bitmaps;
 
-/// <summary>The bitmaps extension as found at open: its directory and each bitmap's table (decoded, validated).</summary>
-internal sealed record StoredBitmaps(BitmapsExtension Extension, IReadOnlyList<BitmapDirectoryEntry> Entries, IReadOnlyList<ulong[]> Tables)
+/// <summary>The bitmaps extension as found at open: its directory and each bitmap's table, decoded and validated.</summary>
+internal sealed record StoredBitmaps(BitmapsExtension Extension, IReadOnlyList<BitmapDirectoryEntry> Entries, IReadOnlyList<BitmapTableEntry[]> Tables)
 {
+    /// <summary>The clusters of [offset, offset+bytes).</summary>
+    public static IEnumerable<long> ClustersIn(long offset, long bytes, int clusterBits)
+    {
+        for (long c = offset >> clusterBits; bytes > 0 && c <= (offset + bytes - 1) >> clusterBits; c++) yield return c;
+    }
+
+    /// <summary>The clusters the directory occupies.</summary>
+    public long[] DirectoryClusters(int clusterBits) => [.. ClustersIn(Extension.DirectoryOffset, Extension.DirectorySize, clusterBits)];
+
     /// <summary>The clusters of one bitmap's table and data.</summary>
     public long[] ClustersOf(int index, int clusterBits)
-    {
-        var entry = Entries[index];
-        var clusters = new List<long>();
-        long tableBytes = (long)entry.TableSize * 8;
-        for (long c = entry.TableOffset >> clusterBits; tableBytes > 0 && c <= (entry.TableOffset + tableBytes - 1) >> clusterBits; c++) clusters.Add(c);
-        foreach (ulong raw in Tables[index])
-            if ((raw & BitmapTable.OffsetMask) != 0) clusters.Add((long)(raw & BitmapTable.OffsetMask) >> clusterBits);
-        return [.. clusters];
-    }
+        => [.. ClustersIn(Entries[index].TableOffset, (long)Entries[index].TableSize * 8, clusterBits),
+            .. Tables[index].Where(t => t.Kind == BitmapTableEntryKind.Data).Select(t => t.Offset >> clusterBits)];
 
     /// <summary>Every cluster the bitmaps hold, with what it holds (for the fence and for counting references).</summary>
     public IEnumerable<(long Offset, long Bytes, MetadataKind Kind, string What)> Structures(int clusterSize)
@@ -27,9 +29,9 @@ internal sealed record StoredBitmaps(BitmapsExtension Extension, IReadOnlyList<B
         {
             var e = Entries[i];
             yield return (e.TableOffset, (long)e.TableSize * 8, MetadataKind.BitmapTable, $"the table of bitmap '{e.Name}'");
-            foreach (ulong raw in Tables[i])
-                if ((raw & BitmapTable.OffsetMask) != 0)
-                    yield return ((long)(raw & BitmapTable.OffsetMask), clusterSize, MetadataKind.BitmapData, $"data of bitmap '{e.Name}'");
+            foreach (var t in Tables[i])
+                if (t.Kind == BitmapTableEntryKind.Data)
+                    yield return (t.Offset, clusterSize, MetadataKind.BitmapData, $"data of bitmap '{e.Name}'");
         }
     }
 }
@@ -60,24 +62,23 @@ internal static class BitmapLoader
         if (tableBytes > length || tableBytes > maxTableBytes)
             throw new QcowFormatException(QcowProblem.LimitExceeded, "bitmap_table_size",
                 $"the bitmap tables claim {tableBytes} bytes together, more than {(tableBytes > length ? $"the file's {length}" : $"the per-image metadata budget's {maxTableBytes}")}");
-        var tables = new List<ulong[]>(entries.Count);
+        var tables = new List<BitmapTableEntry[]>(entries.Count);
         foreach (var e in entries)
         {
             var bytes = new byte[(long)e.TableSize * 8];
             await file.ReadAsync(bytes, e.TableOffset, ct).ConfigureAwait(false);
-            var table = BitmapTable.ParseEntries(bytes);
-            foreach (ulong t in table) BitmapTable.Decode(t, header.ClusterBits, length); // throws on a bad entry
-            tables.Add(table);
+            tables.Add([.. BitmapTable.ParseEntries(bytes).Select(raw => BitmapTable.Decode(raw, header.ClusterBits, length))]); // throws on a bad entry
         }
         return new StoredBitmaps(extension, entries, tables);
     }
 
     /// <summary>
     /// The bitmaps' bits: a consistent bitmap is read chunk by chunk (one pooled cluster at a time),
-    /// its memory reserved first through <paramref name="reserve"/>; an inconsistent one is kept as stored.
+    /// its memory reserved first through <paramref name="reserve"/>; an inconsistent one is kept as
+    /// stored, and so is every one when <paramref name="withBits"/> is false (too large to keep here).
     /// </summary>
     public static async Task<List<PersistentBitmap>> LoadAsync(IImageFile file, QcowHeader header, StoredBitmaps stored,
-        Func<long, Task> reserve, CancellationToken ct)
+        Func<long, Task> reserve, CancellationToken ct, bool withBits = true)
     {
         int cs = header.ClusterSize;
         var bitmaps = new List<PersistentBitmap>(stored.Entries.Count);
@@ -88,14 +89,14 @@ internal static class BitmapLoader
             {
                 var e = stored.Entries[i];
                 DirtyBits? bits = null;
-                if (!e.InUse)
+                if (!e.InUse && withBits)
                 {
                     await reserve(PersistentBitmap.MemoryFor(header.Size, e.GranularityBits)).ConfigureAwait(false);
                     bits = new DirtyBits(header.Size, e.GranularityBits);
                     var table = stored.Tables[i];
                     for (int k = 0; k < table.Length; k++)
                     {
-                        var t = BitmapTable.Decode(table[k], header.ClusterBits, file.Length);
+                        var t = table[k];
                         if (t.Kind == BitmapTableEntryKind.Ones) bits.LoadChunkAllOnes(k, cs);
                         else if (t.Kind == BitmapTableEntryKind.Data)
                         {

@@ -20,8 +20,8 @@ public sealed record ChangeBitmap(string Image, string Name, bool? Enabled, bool
 
 /// <summary>The bitmap's bits for a read of its dirty extents. Reply: <see cref="BitmapBits"/>.</summary>
 public sealed record GetBitmapBits(string Image, string Name) : IImageMessage;
-/// <summary>Bits: read from any thread while the caller holds its gate token; null when the bitmap is inconsistent.</summary>
-public sealed record BitmapBits(BitmapInfo Info, DirtyBits? Bits);
+/// <summary>Bits: read from any thread; null when the bitmap is inconsistent. (No count: a plain existence check costs nothing.)</summary>
+public sealed record BitmapBits(DirtyBits? Bits);
 
 /// <summary>Every bitmap becomes fully dirty (before a snapshot revert replaces the disk). Reply: <see cref="BitmapList"/>.</summary>
 public sealed record MarkBitmapsDirty(string Image) : IImageMessage;

@@ -63,8 +63,11 @@ internal sealed class BitmapStorePlan
 
     private int TableClusters(NewTable t) => (int)(((long)t.Chunks.Length * 8 + _layout.ClusterSize - 1) / _layout.ClusterSize);
 
+    /// <summary>In use while the image is open, and always for an inconsistent bitmap.</summary>
+    private BitmapFlags FlagsOf(PersistentBitmap b) => b.FlagsFor(inUse: !Closing || !b.Consistent);
+
     private BitmapDirectoryEntry Entry(PersistentBitmap b, long tableOffset, int tableSize)
-        => new(tableOffset, tableSize, b.FlagsFor(inUse: !Closing || !b.Consistent), b.GranularityBits, b.Name, b.ExtraData);
+        => new(tableOffset, tableSize, FlagsOf(b), b.GranularityBits, b.Name, b.ExtraData);
 
     /// <summary>Places data, tables and directory in the clusters taken (in that order; a run when <see cref="Contiguous"/>).</summary>
     public void Assign(long[] clusters)
@@ -101,7 +104,7 @@ internal sealed class BitmapStorePlan
         foreach (var b in Bitmaps)
         {
             var t = Tables.Find(x => x.Bitmap == b);
-            Directory.Add(t is null ? b.Stored! with { Flags = Entry(b, 0, 0).Flags } : Entry(b, t.TableOffset, t.Chunks.Length));
+            Directory.Add(t is null ? b.Stored! with { Flags = FlagsOf(b) } : Entry(b, t.TableOffset, t.Chunks.Length));
         }
     }
 

@@ -10,9 +10,6 @@ public sealed class DirtyTracking
 {
     private Format.DirtyBits[] _tracking = [];
 
-    /// <summary>True when some bitmap tracks writes.</summary>
-    public bool Any => Volatile.Read(ref _tracking).Length > 0;
-
     public void Mark(long offset, long length)
     {
         if (length <= 0) return;

@@ -48,7 +48,8 @@ internal static class MaintenanceRunner
                     header.Layout.ClustersFor(file.Length), ct).ConfigureAwait(false) is { } violation)
                 throw new ImageException(ImageError.Unsupported,
                     $"image '{name}' has corrupt metadata ({violation}); repair it with qemu-img check -r all", Corruption.Feature);
-            var stored = await Bitmaps.BitmapLoader.ReadDirectoryAsync(file, header, ct, budget.PerImageBytes).ConfigureAwait(false);
+            // Read only by the operations that rewrite bitmaps.
+            Task<Bitmaps.StoredBitmaps?> StoredAsync() => Bitmaps.BitmapLoader.ReadDirectoryAsync(file, header, ct, budget.PerImageBytes);
             var rewrite = new MetadataRewrite(file, header, l1, refTable, tableBytes);
             var ops = new MaintenancePlans(name, file, header, l1, snapshots);
             switch (operation)
@@ -62,13 +63,9 @@ internal static class MaintenanceRunner
                 case CreateCheckpointOperation c:
                 {
                     var (request, _) = ops.Create(c.Name, DateTimeOffset.UtcNow);
-                    var bitmaps = (await CheckpointBitmapsAsync(name, file, header, stored, c, budget, waitLimit, ct).ConfigureAwait(false))!;
-                    try
-                    {
-                        await rewrite.RunAsync(request, ct, bitmaps.Plan).ConfigureAwait(false);
-                        return new BitmapInfo(c.Name, 1L << c.GranularityBits, c.Enabled, true, 0);
-                    }
-                    finally { budget.Release(bitmaps.Memory); }
+                    await RewriteAsync(rewrite, request, await CheckpointBitmapsAsync(name, file, header, await StoredAsync().ConfigureAwait(false), c, budget, waitLimit, ct)
+                        .ConfigureAwait(false), budget, ct).ConfigureAwait(false);
+                    return new BitmapInfo(c.Name, 1L << c.GranularityBits, c.Enabled, true, 0);
                 }
                 case DeleteSnapshotOperation d:
                 {
@@ -79,24 +76,16 @@ internal static class MaintenanceRunner
                 case RevertSnapshotOperation r:
                 {
                     var request = await ops.RevertAsync(r.IdOrName, ct).ConfigureAwait(false);
-                    var bitmaps = await ResizedBitmapsAsync(file, header, stored, request.NewSize, allDirty: true, budget, waitLimit, ct).ConfigureAwait(false);
-                    try
-                    {
-                        var after = await rewrite.RunAsync(request, ct, bitmaps?.Plan).ConfigureAwait(false);
-                        return ImageInfo.FromHeader(name, after, file.Length);
-                    }
-                    finally { if (bitmaps is not null) budget.Release(bitmaps.Memory); }
+                    var after = await RewriteAsync(rewrite, request, await ResizedBitmapsAsync(file, header, await StoredAsync().ConfigureAwait(false), request.NewSize,
+                        allDirty: true, budget, waitLimit, ct).ConfigureAwait(false), budget, ct).ConfigureAwait(false);
+                    return ImageInfo.FromHeader(name, after, file.Length);
                 }
                 case ResizeOperation z:
                 {
                     var request = await ops.ResizeAsync(z.NewSize, ct).ConfigureAwait(false);
-                    var bitmaps = await ResizedBitmapsAsync(file, header, stored, request.NewSize, allDirty: false, budget, waitLimit, ct).ConfigureAwait(false);
-                    try
-                    {
-                        var after = await rewrite.RunAsync(request, ct, bitmaps?.Plan).ConfigureAwait(false);
-                        return ImageInfo.FromHeader(name, after, file.Length);
-                    }
-                    finally { if (bitmaps is not null) budget.Release(bitmaps.Memory); }
+                    var after = await RewriteAsync(rewrite, request, await ResizedBitmapsAsync(file, header, await StoredAsync().ConfigureAwait(false), request.NewSize,
+                        allDirty: false, budget, waitLimit, ct).ConfigureAwait(false), budget, ct).ConfigureAwait(false);
+                    return ImageInfo.FromHeader(name, after, file.Length);
                 }
                 default:
                     throw new ArgumentException($"unknown maintenance operation {operation.GetType().Name}");
@@ -115,37 +104,52 @@ internal static class MaintenanceRunner
 
     private sealed record RewrittenBitmaps(Bitmaps.BitmapStorePlan Plan, long Memory);
 
+    /// <summary>The shadow commit, carrying the bitmaps' plan when there is one; their memory goes back after it.</summary>
+    private static async Task<QcowHeader> RewriteAsync(MetadataRewrite rewrite, RewriteRequest request, RewrittenBitmaps? bitmaps, MetadataBudget budget, CancellationToken ct)
+    {
+        try
+        {
+            return await rewrite.RunAsync(request, ct, bitmaps?.Plan).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (bitmaps is not null) budget.Release(bitmaps.Memory);
+        }
+    }
+
     /// <summary>
     /// A bitmap's table is sized for the disk: when the size changes, each consistent bitmap is
     /// rewritten for the new size — its bits kept (the grown part clean, as QEMU grows them), or all
     /// set after a revert — and an in-use one is kept as it is (QEMU does not size-check those).
     /// Null when nothing changes.
     /// </summary>
-    private static Task<RewrittenBitmaps?> ResizedBitmapsAsync(IImageFile file, QcowHeader header, Bitmaps.StoredBitmaps? stored, long newSize,
+    private static async Task<RewrittenBitmaps?> ResizedBitmapsAsync(IImageFile file, QcowHeader header, Bitmaps.StoredBitmaps? stored, long newSize,
         bool allDirty, MetadataBudget budget, TimeSpan waitLimit, CancellationToken ct)
     {
-        if (stored is null || newSize == header.Size || stored.Entries.All(e => e.InUse)) return Task.FromResult<RewrittenBitmaps?>(null);
+        if (stored is null || newSize == header.Size || stored.Entries.All(e => e.InUse)) return null;
         if (newSize == 0)
             throw new ImageException(ImageError.Conflict, "the disk would be 0 bytes: remove its persistent bitmaps first (a bitmap of no bytes cannot be stored)");
-        return RewriteBitmapsAsync(file, header, stored, newSize, bits =>
+        return await RewriteBitmapsAsync(file, header, stored, newSize, bits =>
         {
             if (!allDirty) return bits.Resized(newSize, markGrownDirty: false);
             var all = new DirtyBits(newSize, bits.GranularityBits);
             all.SetAll();
             return all;
-        }, added: null, budget, waitLimit, ct)!;
+        }, added: null, budget, waitLimit, ct).ConfigureAwait(false);
     }
 
     /// <summary>
     /// Every consistent bitmap written anew (its bits from <paramref name="bitsFor"/>), an in-use one
     /// kept, and <paramref name="added"/> after them: the plan a shadow commit carries out. The bits'
-    /// memory is reserved in the budget first; the caller releases <see cref="RewrittenBitmaps.Memory"/>.
+    /// memory (the stored bits, and new ones when the size changes) is reserved in the budget first;
+    /// the caller releases <see cref="RewrittenBitmaps.Memory"/>.
     /// </summary>
-    private static async Task<RewrittenBitmaps?> RewriteBitmapsAsync(IImageFile file, QcowHeader header, Bitmaps.StoredBitmaps? stored, long newSize,
+    private static async Task<RewrittenBitmaps> RewriteBitmapsAsync(IImageFile file, QcowHeader header, Bitmaps.StoredBitmaps? stored, long newSize,
         Func<DirtyBits, DirtyBits> bitsFor, Bitmaps.PersistentBitmap? added, MetadataBudget budget, TimeSpan waitLimit, CancellationToken ct)
     {
         long memory = (stored?.Entries ?? []).Where(e => !e.InUse)
-            .Sum(e => Bitmaps.PersistentBitmap.MemoryFor(header.Size, e.GranularityBits) + Bitmaps.PersistentBitmap.MemoryFor(newSize, e.GranularityBits))
+            .Sum(e => Bitmaps.PersistentBitmap.MemoryFor(header.Size, e.GranularityBits)
+                      + (newSize != header.Size ? Bitmaps.PersistentBitmap.MemoryFor(newSize, e.GranularityBits) : 0))
             + (added?.MemoryBytes ?? 0);
         if (!await budget.ReserveAsync(memory, waitLimit, ct).ConfigureAwait(false))
             throw new ImageException(ImageError.Unavailable, "the metadata cache (Storage:MetadataCacheBytesTotal) stayed full while the bitmaps were rewritten; try again");
@@ -156,7 +160,7 @@ internal static class MaintenanceRunner
                 : new Bitmaps.PersistentBitmap(b.Name, b.GranularityBits, b.Enabled, bitsFor(b.Bits), b.ExtraData) { Stored = b.Stored, StoredClusters = b.StoredClusters })
                 .ToList();
             if (added is not null) bitmaps.Add(added);
-            var keeper = new Bitmaps.BitmapKeeper(header.Layout, newSize, bitmaps, stored is null ? [] : ImageOpener.ClustersOf(stored.Extension, header.ClusterBits));
+            var keeper = new Bitmaps.BitmapKeeper(header.Layout, newSize, bitmaps, stored?.DirectoryClusters(header.ClusterBits) ?? []);
             return new RewrittenBitmaps(keeper.Plan(closing: true), memory);
         }
         catch
@@ -170,7 +174,7 @@ internal static class MaintenanceRunner
     /// A checkpoint's bitmap: refused like an add (the service checked the version and size under its
     /// gate entry; a name taken or too many bitmaps are checked here, on the file), then planned with every other bitmap.
     /// </summary>
-    private static Task<RewrittenBitmaps?> CheckpointBitmapsAsync(string name, IImageFile file, QcowHeader header, Bitmaps.StoredBitmaps? stored,
+    private static Task<RewrittenBitmaps> CheckpointBitmapsAsync(string name, IImageFile file, QcowHeader header, Bitmaps.StoredBitmaps? stored,
         CreateCheckpointOperation c, MetadataBudget budget, TimeSpan waitLimit, CancellationToken ct)
     {
         if (stored is not null && stored.Entries.Any(e => e.Name == c.Name))
